@@ -1,0 +1,7 @@
+"""``python -m sctranslator``."""
+
+import sys
+
+from sctranslator._cli import main
+
+sys.exit(main())

@@ -1,0 +1,17 @@
+"""Vocabulary, input checks and data loaders."""
+
+from ._loaders import rna_loader
+from ._validate import check_paired, check_unique, check_values, get_matrix, get_modality
+from ._vocabulary import Vocabulary, protein_aliases, resolve_protein_token
+
+__all__ = [
+    "Vocabulary",
+    "check_paired",
+    "check_unique",
+    "check_values",
+    "get_matrix",
+    "get_modality",
+    "protein_aliases",
+    "resolve_protein_token",
+    "rna_loader",
+]

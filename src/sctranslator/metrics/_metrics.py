@@ -1,0 +1,99 @@
+"""Accuracy of predicted protein abundances, on one documented scale for every method.
+
+Every function takes ``prediction`` and ``truth`` as ``(cells, proteins)`` arrays or
+DataFrames on the same scale; NaN in ``truth`` marks unmeasured values, which are ignored.
+A constant prediction (the average-profile control) has correlation 0 by convention.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+
+
+def _as_arrays(prediction, truth) -> tuple[np.ndarray, np.ndarray]:
+    prediction = np.asarray(prediction, dtype=np.float64)
+    truth = np.asarray(truth, dtype=np.float64)
+    if prediction.shape != truth.shape:
+        raise ValueError(f"Shapes differ: prediction {prediction.shape}, truth {truth.shape}.")
+    return prediction, truth
+
+
+def _pearson_along(x: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
+    """Pearson correlation along ``axis``.
+
+    NaN where the truth is constant or has fewer than 3 measured values; 0 where only the
+    prediction is constant (it carries no information about the variation).
+    """
+    measured = ~np.isnan(y)
+    n = measured.sum(axis)
+    x = np.where(measured, x, 0.0)
+    y = np.where(measured, y, 0.0)
+    safe_n = np.maximum(n, 1)
+    mx = x.sum(axis) / safe_n
+    my = y.sum(axis) / safe_n
+    dx = np.where(measured, x - np.expand_dims(mx, axis), 0.0)
+    dy = np.where(measured, y - np.expand_dims(my, axis), 0.0)
+    cov = (dx * dy).sum(axis)
+    var_x, var_y = (dx**2).sum(axis), (dy**2).sum(axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where(var_x > 1e-24, cov / np.sqrt(var_x * var_y), 0.0)
+    return np.where((n >= 3) & (var_y > 1e-24), r, np.nan)
+
+
+def per_protein_pearson(prediction, truth) -> np.ndarray:
+    """Pearson correlation across cells, one value per protein."""
+    return _pearson_along(*_as_arrays(prediction, truth), axis=0)
+
+
+def per_protein_spearman(prediction, truth) -> np.ndarray:
+    """Spearman correlation across cells, one value per protein."""
+    prediction, truth = _as_arrays(prediction, truth)
+    measured = ~np.isnan(truth)
+    ranks_truth = np.where(measured, rankdata(np.where(measured, truth, np.inf), axis=0), np.nan)
+    ranks_pred = rankdata(np.where(measured, prediction, np.inf), axis=0)
+    return _pearson_along(ranks_pred, ranks_truth, axis=0)
+
+
+def per_cell_pearson(prediction, truth) -> np.ndarray:
+    """Pearson correlation across proteins, one value per cell."""
+    return _pearson_along(*_as_arrays(prediction, truth), axis=1)
+
+
+def per_cell_cosine(prediction, truth) -> np.ndarray:
+    """Cosine similarity across proteins, one value per cell (not a correlation)."""
+    prediction, truth = _as_arrays(prediction, truth)
+    measured = ~np.isnan(truth)
+    x, y = np.where(measured, prediction, 0.0), np.where(measured, truth, 0.0)
+    norm = np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(norm > 0, (x * y).sum(1) / norm, np.nan)
+
+
+def rmse(prediction, truth) -> float:
+    """Root mean squared error over measured values."""
+    prediction, truth = _as_arrays(prediction, truth)
+    measured = ~np.isnan(truth)
+    return float(np.sqrt(np.mean((prediction[measured] - truth[measured]) ** 2)))
+
+
+def evaluate(prediction, truth) -> pd.Series:
+    """The standard summary: per-protein Pearson/Spearman (mean, median), per-cell Pearson,
+    per-cell cosine and RMSE.
+
+    Examples
+    --------
+    >>> sct.metrics.evaluate(predicted_df, measured_df)
+    """
+    protein_r = per_protein_pearson(prediction, truth)
+    return pd.Series(
+        {
+            "protein_pearson_mean": np.nanmean(protein_r),
+            "protein_pearson_median": np.nanmedian(protein_r),
+            "protein_spearman_mean": np.nanmean(per_protein_spearman(prediction, truth)),
+            "cell_pearson_mean": np.nanmean(per_cell_pearson(prediction, truth)),
+            "cell_cosine_mean": np.nanmean(per_cell_cosine(prediction, truth)),
+            "rmse": rmse(prediction, truth),
+        }
+    )

@@ -1,0 +1,5 @@
+"""User-facing models."""
+
+from ._sctranslator import SCTRANSLATOR
+
+__all__ = ["SCTRANSLATOR"]

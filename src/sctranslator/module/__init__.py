@@ -1,0 +1,5 @@
+"""Torch modules."""
+
+from ._translator import TranslatorModule
+
+__all__ = ["TranslatorModule"]

@@ -1,0 +1,45 @@
+"""Embedding of (token, value) pairs."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class TokenValueEmbedding(nn.Module):
+    """Embed each feature as its token's identity vector plus an embedding of its value.
+
+    The identity table is shared by RNA genes and protein queries, so a protein can find the
+    RNA of its own gene.
+
+    Parameters
+    ----------
+    n_tokens
+        Vocabulary size.
+    n_hidden
+        Width of the embeddings.
+    """
+
+    def __init__(self, n_tokens: int, n_hidden: int):
+        super().__init__()
+        self.identity = nn.Embedding(n_tokens, n_hidden)
+        self.value = nn.Sequential(nn.Linear(1, n_hidden), nn.GELU(), nn.Linear(n_hidden, n_hidden))
+
+    def forward(self, token_ids: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """Embed ``values`` ``(cells, features)`` of tokens ``token_ids`` ``(cells, features)``.
+
+        Returns
+        -------
+        Tensor ``(cells, features, n_hidden)``.
+        """
+        return self.identity(token_ids) + self.value(values.unsqueeze(-1))
+
+    def pool(self, token_ids: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """Expression-weighted sum of identity vectors, ``(cells, n_hidden)``.
+
+        A linear read-out of the whole profile (zero-valued genes add nothing), scaled by
+        ``1 / sqrt(features)``; it seeds the cell token so that the model starts from a
+        linear view of the cell instead of a plateau.
+        """
+        weighted = (self.identity(token_ids) * values.unsqueeze(-1)).sum(dim=1)
+        return weighted / token_ids.shape[1] ** 0.5

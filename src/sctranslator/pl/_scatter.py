@@ -1,0 +1,69 @@
+"""Predicted versus measured protein abundance."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from sctranslator.metrics import per_protein_pearson
+
+
+def predicted_vs_measured(
+    predicted: pd.DataFrame,
+    measured: pd.DataFrame,
+    proteins: Sequence[str] | None = None,
+    ncols: int = 4,
+    show: bool | None = None,
+    save: str | None = None,
+) -> Figure | None:
+    """Scatter plots of predicted against measured values, one panel per protein.
+
+    Parameters
+    ----------
+    predicted, measured
+        Cells by proteins on the same scale, with matching index and columns.
+    proteins
+        Proteins to show; by default the 8 best predicted.
+    ncols
+        Panels per row.
+    show
+        Show the figure; by default only when not saving.
+    save
+        Write the figure to this path.
+
+    Returns
+    -------
+    The figure, unless ``show`` is true.
+
+    Examples
+    --------
+    >>> sct.pl.predicted_vs_measured(pred, truth, proteins=["CD4-1", "CD8"])
+    """
+    measured = measured.loc[predicted.index, predicted.columns]
+    r = pd.Series(per_protein_pearson(predicted, measured), index=predicted.columns)
+    proteins = list(r.sort_values(ascending=False).index[:8] if proteins is None else proteins)
+    nrows = int(np.ceil(len(proteins) / ncols))
+    fig, axes = plt.subplots(nrows, min(ncols, len(proteins)), figsize=(3 * min(ncols, len(proteins)), 3 * nrows), squeeze=False)
+    for ax, protein in zip(axes.flat, proteins, strict=False):
+        _scatter(ax, predicted[protein], measured[protein], f"{protein}  r = {r[protein]:.2f}")
+    for ax in list(axes.flat)[len(proteins) :]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    if save is not None:
+        fig.savefig(save, dpi=120)
+    if show or (show is None and save is None and plt.isinteractive()):
+        plt.show()
+        return None
+    return fig
+
+
+def _scatter(ax: Axes, x: pd.Series, y: pd.Series, title: str) -> None:
+    ax.scatter(x, y, s=4, alpha=0.5, linewidths=0)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("measured")
+    ax.set_title(title, fontsize=9)

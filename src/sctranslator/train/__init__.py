@@ -1,0 +1,7 @@
+"""Training plan and metrics used during training."""
+
+from ._best_weights import BestWeights
+from ._pearson import MaskedPearson
+from ._trainingplan import TranslatorTrainingPlan
+
+__all__ = ["BestWeights", "MaskedPearson", "TranslatorTrainingPlan"]

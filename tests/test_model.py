@@ -1,0 +1,158 @@
+import logging
+import os
+
+import mudata as md
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+import sctranslator as sct
+from helpers import batch
+
+
+@pytest.fixture(scope="module")
+def query(pbmc):
+    return batch(pbmc, "p4_0")["rna"].copy()
+
+
+def test_model_is_an_scvi_tools_model(trained, capsys):
+    from scvi.model.base import BaseModelClass
+    from scvi.module.base import BaseModuleClass
+
+    assert isinstance(trained, BaseModelClass) and isinstance(trained.module, BaseModuleClass)
+    print(trained)
+    assert "500 genes -> 224 proteins" in capsys.readouterr().out
+    assert trained.is_trained
+    history = trained.history
+    for key in ("pearson_validation", "mse_validation", "mse_train", "train_loss"):
+        assert key in history and len(history[key]) == 3
+    assert sct.SCTRANSLATOR is sct.model.SCTRANSLATOR
+
+
+def test_predictions_are_a_dataframe_of_cells_by_proteins(trained, query):
+    pred = trained.predict_protein(query)
+    assert pred.shape == (400, 224)
+    assert (pred.index == query.obs_names).all()
+    assert list(pred.columns) == list(trained.adata["prot"].var_names)
+    assert np.isfinite(pred.to_numpy()).all()
+    assert pred.std().mean() > 0
+    subset = trained.predict_protein(query, indices=[5, 1], proteins=["CD4-1", "PD-1"])
+    assert list(subset.index) == [query.obs_names[5], query.obs_names[1]]
+    np.testing.assert_allclose(subset["CD4-1"], pred["CD4-1"].iloc[[5, 1]], rtol=1e-5, atol=1e-5)
+    latent = trained.get_latent_representation(query)
+    assert latent.shape == (400, 32)
+
+
+def test_gene_order_does_not_matter(trained, query):
+    permuted = query[:, np.random.default_rng(0).permutation(query.n_vars)].copy()
+    pd.testing.assert_frame_equal(trained.predict_protein(query), trained.predict_protein(permuted), atol=1e-4, rtol=1e-4)
+
+
+def test_gene_subsets_and_unknown_genes_are_reported(trained, query, caplog):
+    subset = query[:, :400].copy()
+    renamed = subset.var_names.tolist()
+    renamed[:3] = ["NOT_A_GENE_1", "NOT_A_GENE_2", "NOT_A_GENE_3"]
+    subset.var_names = renamed
+    with caplog.at_level(logging.WARNING):
+        pred = trained.predict_protein(subset)
+    assert "3 of 400 genes are not in the model's vocabulary" in caplog.text
+    assert "NOT_A_GENE_1" in caplog.text
+    assert pred.shape == (400, 224) and np.isfinite(pred.to_numpy()).all()
+    unknown = query.copy()
+    unknown.var_names = [f"X{i}" for i in range(query.n_vars)]
+    with pytest.raises(ValueError, match="None of the 500 genes"):
+        trained.predict_protein(unknown)
+
+
+def test_any_number_of_proteins_in_one_call(trained, query):
+    names = list(trained.adata["prot"].var_names) * 6
+    pred = trained.predict_protein(query[:20], proteins=names)
+    assert pred.shape == (20, 1344)
+    np.testing.assert_allclose(pred.iloc[:, 0], pred.iloc[:, 224], rtol=1e-5)
+    with pytest.raises(ValueError, match="not in the model's vocabulary"):
+        trained.predict_protein(query, proteins=["CD4-1", "NOT_A_PROTEIN"])
+
+
+def test_query_errors_name_the_problem(trained, query):
+    bad = query[:10].copy()
+    counts = bad.layers["counts"].toarray()
+    counts[2, 4] = np.nan
+    bad.layers["counts"] = counts
+    with pytest.raises(ValueError, match="NaN"):
+        trained.predict_protein(bad)
+    empty = query[:10].copy()
+    empty.layers["counts"] = sp.csr_matrix(empty.shape, dtype=np.float32)
+    with pytest.raises(ValueError, match="10 cells have no counts"):
+        trained.predict_protein(empty)
+    no_layer = query[:10].copy()
+    del no_layer.layers["counts"]
+    with pytest.raises(KeyError, match="'counts' not found"):
+        trained.predict_protein(no_layer)
+    with pytest.raises(ValueError, match="not a training batch"):
+        trained.predict_protein(query, transform_batch="p9")
+
+
+def test_query_is_not_modified(trained, query):
+    before = query.copy()
+    trained.predict_protein(query)
+    assert set(query.uns) == set(before.uns)
+    assert (query.layers["counts"] != before.layers["counts"]).nnz == 0
+
+
+def test_fill_protein_writes_an_aligned_modality_that_round_trips(trained, pbmc, tmp_path):
+    query = batch(pbmc, "p4_0")
+    sct.tl.fill_protein(query, trained, key_added="prot_pred")
+    filled = query["prot_pred"]
+    assert (filled.obs_names == query["rna"].obs_names).all()
+    assert filled.shape == (400, 224)
+    assert filled.var.loc["CD3-1", "token"] == "CD3E"
+    assert filled.uns["sctranslator"]["protein_normalization"] == "clr"
+    with pytest.raises(ValueError, match="already exists"):
+        sct.tl.fill_protein(query, trained, key_added="prot_pred")
+    sct.tl.fill_protein(query, trained, key_added="prot_pred", proteins=["CD4-1"], overwrite=True)
+    assert query["prot_pred"].shape == (400, 1)
+    query.write_h5mu(tmp_path / "q.h5mu")
+    back = md.read_h5mu(tmp_path / "q.h5mu")
+    np.testing.assert_allclose(back["prot_pred"].X, query["prot_pred"].X)
+    assert back["prot_pred"].uns["sctranslator"]["model"] == "SCTRANSLATOR"
+
+
+def test_save_load_restores_identical_predictions(trained, query, tmp_path):
+    path = tmp_path / "model"
+    trained.save(path)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        trained.save(path)
+    (path / "notes.txt").write_text("mine")
+    trained.save(path, overwrite=True)
+    assert (path / "notes.txt").read_text() == "mine"
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]
+    expected = trained.predict_protein(query)
+    with pytest.warns(UserWarning, match="without anndata"):
+        loaded = sct.SCTRANSLATOR.load(path, adata=None)
+    pd.testing.assert_frame_equal(loaded.predict_protein(query), expected)
+    reloaded = sct.SCTRANSLATOR.load(path, adata=batch(trained.adata, "p3_0"))
+    pd.testing.assert_frame_equal(reloaded.predict_protein(query), expected)
+    assert loaded.vocabulary == trained.vocabulary
+
+
+def test_mosaic_training_masks_missing_proteins(pbmc):
+    from helpers import setup
+
+    mdata = setup(pbmc[pbmc.obs["batch"].isin(["p1_0", "p3_0"])].copy())
+    model = sct.SCTRANSLATOR(mdata, n_hidden=16, max_genes=64)
+    model.train(max_epochs=2, enable_progress_bar=False)
+    assert np.isfinite(model.history["mse_train"].to_numpy(dtype=float)).all()
+    assert np.isfinite(model.history["pearson_validation"].to_numpy(dtype=float)).all()
+
+
+def test_batch_with_all_zero_protein_counts_as_unmeasured(pbmc):
+    from helpers import setup
+
+    mdata = pbmc[pbmc.obs["batch"].isin(["p3_0", "p4_0"])].copy()
+    counts = mdata["prot"].layers["counts"]
+    counts[(mdata.obs["batch"] == "p4_0").to_numpy(), 0] = 0
+    mdata.obs["batch"] = mdata.obs["batch"].cat.remove_unused_categories()
+    model = sct.SCTRANSLATOR(setup(mdata), n_hidden=16)
+    mask = model.module.protein_batch_mask
+    assert mask.shape == (2, 224) and not mask[1, 0] and mask[0, 0] and mask[:, 1:].all()

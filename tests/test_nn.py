@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+import torch
+from scvi import REGISTRY_KEYS
+
+from sctranslator.module import TranslatorModule
+from sctranslator.nn import PROTEIN_NORMALIZATIONS, RNA_NORMALIZATIONS
+from sctranslator.train import MaskedPearson
+
+
+@pytest.mark.parametrize("name", sorted(set(RNA_NORMALIZATIONS) | set(PROTEIN_NORMALIZATIONS)))
+def test_constant_and_empty_rows_never_give_nan(name):
+    normalize = {**RNA_NORMALIZATIONS, **PROTEIN_NORMALIZATIONS}[name]
+    x = torch.tensor([[0.0, 0.0, 0.0], [5.0, 5.0, 5.0], [1.0, 0.0, 3.0]])
+    out = normalize(x)
+    assert not torch.isnan(out).any()
+    assert torch.equal(out[0], torch.zeros(3)) or name == "clr"
+
+
+def test_clr_matches_muon_formula_and_keeps_nan():
+    x = torch.tensor([[1.0, 3.0, np.nan, 10.0]])
+    out = PROTEIN_NORMALIZATIONS["clr"](x)
+    observed = np.array([1.0, 3.0, 10.0])
+    expected = np.log1p(observed / np.exp(np.log1p(observed).mean()))
+    np.testing.assert_allclose(out[0, [0, 1, 3]].numpy(), expected, rtol=1e-6)
+    assert torch.isnan(out[0, 2])
+
+
+def test_log1p_cp10k_matches_scanpy_definition():
+    x = torch.tensor([[1.0, 3.0, 0.0]])
+    np.testing.assert_allclose(
+        RNA_NORMALIZATIONS["log1p_cp10k"](x).numpy(), np.log1p(np.array([[2500.0, 7500.0, 0]])), rtol=1e-6
+    )
+
+
+def make_module(max_genes=1024, n_genes=40):
+    torch.manual_seed(0)
+    return TranslatorModule(
+        n_tokens=60, gene_ids=torch.arange(n_genes), protein_ids=torch.arange(50, 55),
+        n_hidden=16, n_heads=2, max_genes=max_genes,
+    ).eval()
+
+
+def test_context_limit_keeps_most_expressed_genes_whatever_their_order():
+    module = make_module(max_genes=3)
+    values = torch.tensor([[0.0, 5.0, 1.0, 9.0, 2.0]])
+    ids, kept = module.select_genes(torch.tensor([10, 11, 12, 13, 14]), values)
+    assert ids.tolist() == [[13, 11, 14]] and kept.tolist() == [[9.0, 5.0, 2.0]]
+    order = torch.tensor([4, 2, 0, 3, 1])
+    ids_p, kept_p = module.select_genes(torch.tensor([10, 11, 12, 13, 14])[order], values[:, order])
+    assert ids_p.tolist() == ids.tolist() and kept_p.tolist() == kept.tolist()
+
+
+def test_loss_ignores_unmeasured_proteins():
+    module = make_module()
+    x = torch.poisson(torch.full((4, 40), 2.0))
+    y = torch.poisson(torch.full((4, 5), 20.0))
+    y[0, 1] = y[2, 3] = torch.nan
+    tensors = {REGISTRY_KEYS.X_KEY: x, REGISTRY_KEYS.PROTEIN_EXP_KEY: y, REGISTRY_KEYS.BATCH_KEY: torch.zeros(4, 1)}
+    inference = module.inference(x)
+    generative = module.generative(inference["context"], tensors[REGISTRY_KEYS.BATCH_KEY])
+    loss = module.loss(tensors, inference, generative)
+    changed = {"protein": generative["protein"].clone()}
+    changed["protein"][0, 1] += 100.0
+    changed["protein"][2, 3] -= 100.0
+    assert torch.isfinite(loss.loss)
+    assert torch.allclose(module.loss(tensors, inference, changed).loss, loss.loss)
+    changed["protein"][1, 1] += 10.0
+    assert module.loss(tensors, inference, changed).loss > loss.loss
+
+
+def test_protein_queries_are_independent():
+    module = make_module()
+    context = module.inference(torch.poisson(torch.full((3, 40), 2.0)))["context"]
+    alone = module.generative(context, protein_ids=torch.tensor([52]))["protein"]
+    together = module.generative(context, protein_ids=torch.tensor([50, 52, 54]))["protein"]
+    torch.testing.assert_close(alone[:, 0], together[:, 1])
+
+
+def test_masked_pearson_matches_numpy():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(50, 3)), rng.normal(size=(50, 3))
+    y[:5, 0] = np.nan
+    metric = MaskedPearson(3)
+    metric.update(torch.tensor(x[:20]), torch.tensor(y[:20]))
+    metric.update(torch.tensor(x[20:]), torch.tensor(y[20:]))
+    expected = np.mean([np.corrcoef(x[5:, 0], y[5:, 0])[0, 1]] + [np.corrcoef(x[:, j], y[:, j])[0, 1] for j in (1, 2)])
+    assert metric.compute().item() == pytest.approx(expected, abs=1e-5)
