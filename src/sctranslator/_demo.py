@@ -12,7 +12,6 @@ matplotlib.use("Agg")
 
 import pandas as pd
 import scvi
-import torch
 
 from sctranslator import datasets, metrics, pl, pp, tl
 from sctranslator._baselines import average_profile, ridge_on_pca
@@ -55,7 +54,6 @@ def run_demo(
     for path in (h5mu_path, png_path):
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path} already exists; pass --overwrite to replace it.")
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
     scvi.settings.seed = seed
     mdata = datasets.pbmc_cite_mini()
     train = mdata[mdata.obs["batch"] == train_batch].copy()

@@ -110,7 +110,7 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         n_encoder_layers: int = 2,
         n_decoder_layers: int = 2,
         dropout: float = 0.1,
-        max_genes: int = 1024,
+        max_genes: int = 256,
         rna_normalization: str = "log1p_cp10k",
         protein_normalization: str = "clr",
         vocabulary: Vocabulary | None = None,

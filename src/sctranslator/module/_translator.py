@@ -20,10 +20,11 @@ class TranslatorModule(BaseModuleClass):
     """Predict protein abundances from a cell's RNA, read as a set of (gene token, value) pairs.
 
     Each gene becomes a token: the embedding of its identity plus an embedding of its
-    normalised expression. A transformer encoder mixes the gene tokens and a learned cell
-    token. Each requested protein becomes a query (the embedding of its token plus a learned
-    "protein" vector and the batch embedding) that cross-attends to the encoded genes; a linear
-    head reads one value per query. There is no positional encoding, so the gene order does
+    normalised expression. A transformer encoder mixes the gene tokens and a cell token, which
+    starts as the expression-weighted sum of the gene identities (a linear view of the whole
+    profile). Each requested protein becomes a query (the embedding of its token, a learned
+    "protein" vector, the encoded cell token and the batch embedding) that cross-attends to the
+    encoded genes; a linear head reads one value per query. There is no positional encoding, so the gene order does
     not matter, and queries never attend to each other, so any set of proteins can be asked
     for.
 
@@ -73,7 +74,7 @@ class TranslatorModule(BaseModuleClass):
         n_encoder_layers: int = 2,
         n_decoder_layers: int = 2,
         dropout: float = 0.1,
-        max_genes: int = 1024,
+        max_genes: int = 256,
         rna_normalization: str = "log1p_cp10k",
         protein_normalization: str = "clr",
     ):
