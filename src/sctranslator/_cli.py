@@ -12,7 +12,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="Train on embedded PBMC CITE-seq cells and translate a held-out batch.")
     demo.add_argument("--out", default="sctranslator_demo", help="output folder (default: %(default)s)")
-    demo.add_argument("--max-epochs", type=int, default=None, help="training epochs (default: early stopping)")
+    demo.add_argument("--max-epochs", type=int, default=100, help="maximum training epochs (default: %(default)s)")
     demo.add_argument("--overwrite", action="store_true", help="replace existing output files")
     args = parser.parse_args(argv)
     from sctranslator._demo import run_demo
