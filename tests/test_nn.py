@@ -44,11 +44,34 @@ def make_module(max_genes=1024, n_genes=40):
 def test_context_limit_keeps_most_expressed_genes_whatever_their_order():
     module = make_module(max_genes=3)
     values = torch.tensor([[0.0, 5.0, 1.0, 9.0, 2.0]])
-    ids, kept = module.select_genes(torch.tensor([10, 11, 12, 13, 14]), values)
+    ids, kept, present = module.select_genes(torch.tensor([10, 11, 12, 13, 14]), values)
     assert ids.tolist() == [[13, 11, 14]] and kept.tolist() == [[9.0, 5.0, 2.0]]
+    assert present.all()
     order = torch.tensor([4, 2, 0, 3, 1])
-    ids_p, kept_p = module.select_genes(torch.tensor([10, 11, 12, 13, 14])[order], values[:, order])
+    ids_p, kept_p, _ = module.select_genes(torch.tensor([10, 11, 12, 13, 14])[order], values[:, order])
     assert ids_p.tolist() == ids.tolist() and kept_p.tolist() == kept.tolist()
+
+
+def test_only_expressed_genes_are_tokens():
+    module = make_module(max_genes=8)
+    values = torch.tensor([[0.0, 5.0, torch.nan, 0.0], [1.0, 2.0, 3.0, 0.0]])
+    ids, kept, present = module.select_genes(torch.tensor([10, 11, 12, 13]), values)
+    assert ids.shape == (2, 3)  # the widest cell has three expressed genes
+    assert present.tolist() == [[True, False, False], [True, True, True]]
+    assert ids[0, 0] == 11 and kept[0].tolist() == [5.0, 0.0, 0.0]
+
+
+def test_a_cell_is_predicted_the_same_alone_or_in_any_batch():
+    module = make_module()
+    x = torch.poisson(torch.full((6, 40), 0.3))
+    x[0, :30] = 0.0  # a sparse cell next to denser ones: padded in the batch
+    x[0, 30] = 4.0
+    encoded = module.inference(x)
+    together = module.generative(encoded["context"], context_mask=encoded["mask"])["protein"]
+    alone_encoded = module.inference(x[:1])
+    alone = module.generative(alone_encoded["context"], context_mask=alone_encoded["mask"])["protein"]
+    assert alone_encoded["context"].shape[1] < encoded["context"].shape[1]
+    torch.testing.assert_close(alone[0], together[0], atol=1e-5, rtol=1e-5)
 
 
 def test_loss_ignores_unmeasured_proteins():
@@ -58,7 +81,7 @@ def test_loss_ignores_unmeasured_proteins():
     y[0, 1] = y[2, 3] = torch.nan
     tensors = {REGISTRY_KEYS.X_KEY: x, REGISTRY_KEYS.PROTEIN_EXP_KEY: y, REGISTRY_KEYS.BATCH_KEY: torch.zeros(4, 1)}
     inference = module.inference(x)
-    generative = module.generative(inference["context"], tensors[REGISTRY_KEYS.BATCH_KEY])
+    generative = module.generative(inference["context"], tensors[REGISTRY_KEYS.BATCH_KEY], context_mask=inference["mask"])
     loss = module.loss(tensors, inference, generative)
     changed = {"protein": generative["protein"].clone()}
     changed["protein"][0, 1] += 100.0
@@ -71,9 +94,10 @@ def test_loss_ignores_unmeasured_proteins():
 
 def test_protein_queries_are_independent():
     module = make_module()
-    context = module.inference(torch.poisson(torch.full((3, 40), 2.0)))["context"]
-    alone = module.generative(context, protein_ids=torch.tensor([52]))["protein"]
-    together = module.generative(context, protein_ids=torch.tensor([50, 52, 54]))["protein"]
+    encoded = module.inference(torch.poisson(torch.full((3, 40), 2.0)))
+    context, mask = encoded["context"], encoded["mask"]
+    alone = module.generative(context, protein_ids=torch.tensor([52]), context_mask=mask)["protein"]
+    together = module.generative(context, protein_ids=torch.tensor([50, 52, 54]), context_mask=mask)["protein"]
     torch.testing.assert_close(alone[:, 0], together[:, 1])
 
 

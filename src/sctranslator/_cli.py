@@ -1,20 +1,117 @@
-"""Command line: ``sctranslator demo``."""
+"""Command line: ``sctranslator demo``, ``sctranslator predict`` and ``sctranslator train``.
+
+Errors in the user's input (a missing file, a file without RNA, an existing output, a bad
+configuration) are printed to stderr as one line starting with ``sctranslator: error:`` and
+end the command with exit code 1; usage errors (unknown options) exit with code 2.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import warnings
+from pathlib import Path
+
+_USER_ERRORS = (OSError, KeyError, ValueError, TypeError)
+_INPUT_SUFFIXES = (".h5ad", ".h5mu")
+_CONFIG_KEYS = {"input", "output", "setup", "model", "train", "backed", "seed"}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``sctranslator`` command line."""
-    parser = argparse.ArgumentParser(prog="sctranslator", description="Translate single-cell RNA into proteins.")
+    """Run the ``sctranslator`` command line.
+
+    Parameters
+    ----------
+    argv
+        Arguments without the program name; ``sys.argv[1:]`` by default.
+
+    Returns
+    -------
+    The exit code: 0 on success, 1 on an error in the input, 2 on a usage error.
+
+    Examples
+    --------
+    >>> main(["predict", "--model", "model_dir", "--input", "rna.h5ad", "--output", "out.h5mu"])
+    0
+    """
+    args = _parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except _USER_ERRORS as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"sctranslator: error: {message}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sctranslator", description="Translate single-cell RNA into proteins."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="Train on embedded PBMC CITE-seq cells and translate a held-out batch.")
-    demo.add_argument("--out", default="sctranslator_demo", help="output folder (default: %(default)s)")
-    demo.add_argument("--max-epochs", type=int, default=100, help="maximum training epochs (default: %(default)s)")
+
+    demo = commands.add_parser(
+        "demo", help="Train on embedded PBMC CITE-seq cells and translate a held-out batch."
+    )
+    demo.add_argument(
+        "--out", default="sctranslator_demo", help="output folder (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--max-epochs", type=int, default=100,
+        help="maximum training epochs (default: %(default)s)",
+    )
     demo.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    args = parser.parse_args(argv)
+    demo.set_defaults(run=_run_demo)
+
+    predict = commands.add_parser(
+        "predict",
+        help="Predict proteins from the RNA of an .h5ad/.h5mu file, streaming to disk.",
+        description="Predict proteins from RNA. The input is opened backed and read, predicted "
+        "and written one batch of cells at a time, so memory does not grow with the cells.",
+    )
+    predict.add_argument("--model", required=True, help="folder of a saved SCTRANSLATOR model")
+    predict.add_argument(
+        "--input", required=True,
+        help="RNA counts: an .h5ad file (RNA in .X or the layer the model was set up with) or "
+        "an .h5mu file with the model's RNA modality",
+    )
+    predict.add_argument(
+        "--output", required=True,
+        help="predictions: .h5mu (a MuData with the modality 'prot_pred') or .h5ad",
+    )
+    predict.add_argument(
+        "--proteins", nargs="+", help="proteins to predict (default: the model's proteins)"
+    )
+    predict.add_argument("--batch-size", type=int, default=None, help="cells per batch")
+    predict.add_argument(
+        "--transform-batch", default=None, help="predict as if measured in this training batch"
+    )
+    predict.add_argument(
+        "--overwrite", action="store_true", help="replace an existing output file"
+    )
+    predict.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    predict.set_defaults(run=_run_predict)
+
+    train = commands.add_parser(
+        "train",
+        help="Train a model from a JSON or YAML configuration and save it.",
+        description="Train a model. The configuration (JSON, or YAML with a .yaml/.yml suffix) "
+        "has the keys 'input' (.h5mu or .h5ad), 'output' (model folder), 'setup' (arguments of "
+        "setup_mudata for .h5mu, setup_anndata for .h5ad), and optionally 'model' (arguments of "
+        "SCTRANSLATOR), 'train' (arguments of SCTRANSLATOR.train, e.g. strategy='ddp'), "
+        "'backed' (open the input backed) and 'seed'. Relative paths are relative to the "
+        "configuration file.",
+    )
+    train.add_argument("--config", required=True, help="JSON or YAML configuration file")
+    train.add_argument(
+        "--overwrite", action="store_true",
+        help="replace the model files of an existing output folder",
+    )
+    train.set_defaults(run=_run_train)
+    return parser
+
+
+def _run_demo(args: argparse.Namespace) -> int:
     from sctranslator._demo import run_demo
 
     try:
@@ -22,4 +119,105 @@ def main(argv: list[str] | None = None) -> int:
     except FileExistsError as error:
         print(f"sctranslator: {error}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _existing_file(path: str | Path, what: str) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist.")
+    if path.suffix not in _INPUT_SUFFIXES:
+        raise ValueError(f"{what} {str(path)!r} must be an .h5ad or .h5mu file.")
+    return path
+
+
+def _read(path: Path, backed: bool):
+    """An AnnData (``.h5ad``) or MuData (``.h5mu``), opened backed when asked."""
+    if path.suffix == ".h5mu":
+        import mudata
+
+        return mudata.read_h5mu(path, backed=backed)
+    import anndata
+
+    return anndata.read_h5ad(path, backed="r" if backed else None)
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from sctranslator.data._writer import check_output_path
+    from sctranslator.model import SCTRANSLATOR
+
+    source = _existing_file(args.input, "Input file")
+    output = check_output_path(args.output, args.overwrite)
+    if not (Path(args.model) / "model.pt").is_file():
+        raise FileNotFoundError(
+            f"No saved model in {args.model!r} (expected {args.model}/model.pt)."
+        )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*without anndata.*")
+        model = SCTRANSLATOR.load(args.model, adata=None, accelerator="cpu")
+    data = _read(source, backed=True)
+    path = model.predict_protein(
+        data,
+        proteins=args.proteins,
+        batch_size=args.batch_size,
+        transform_batch=args.transform_batch,
+        progress_bar=not args.no_progress,
+        output=output,
+        overwrite=args.overwrite,
+    )
+    print(f"Wrote predictions for {data.n_obs} cells to {path}.")
+    return 0
+
+
+def _load_config(path: Path) -> dict:
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        config = yaml.safe_load(text)
+    else:
+        try:
+            config = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"Configuration {str(path)!r} is not valid JSON: {error}.") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"Configuration {str(path)!r} must be a mapping of keys to values.")
+    unknown = set(config) - _CONFIG_KEYS
+    missing = {"input", "output", "setup"} - set(config)
+    if unknown:
+        raise ValueError(
+            f"Unknown configuration keys {sorted(unknown)}; allowed: {sorted(_CONFIG_KEYS)}."
+        )
+    if missing:
+        raise ValueError(f"Configuration {str(path)!r} lacks the keys {sorted(missing)}.")
+    return config
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    config_path = Path(args.config)
+    if not config_path.is_file():
+        raise FileNotFoundError(f"Configuration file {str(config_path)!r} does not exist.")
+    config = _load_config(config_path)
+    source = _existing_file(config_path.parent / config["input"], "Input file")
+    output = config_path.parent / config["output"]
+    if output.exists() and not args.overwrite:
+        raise FileExistsError(
+            f"{output} already exists; pass --overwrite to replace its model files."
+        )
+
+    import scvi
+
+    from sctranslator.model import SCTRANSLATOR
+
+    scvi.settings.seed = config.get("seed", 0)
+    data = _read(source, backed=bool(config.get("backed", False)))
+    if source.suffix == ".h5mu":
+        SCTRANSLATOR.setup_mudata(data, **config["setup"])
+    else:
+        SCTRANSLATOR.setup_anndata(data, **config["setup"])
+    model = SCTRANSLATOR(data, **config.get("model", {}))
+    model.train(**config.get("train", {}))
+    if model.trainer.is_global_zero:  # under DDP every process runs this; one saves
+        model.save(output, overwrite=args.overwrite)
+        print(f"Trained {len(model.history['mse_train'])} epochs; saved the model to {output}.")
     return 0

@@ -43,12 +43,44 @@ def _pearson_along(x: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
 
 
 def per_protein_pearson(prediction, truth) -> np.ndarray:
-    """Pearson correlation across cells, one value per protein."""
+    """Pearson correlation across cells, one value per protein.
+
+    Parameters
+    ----------
+    prediction
+        Predicted values, ``(cells, proteins)`` array or DataFrame.
+    truth
+        Measured values on the same scale and in the same order; NaN where unmeasured.
+
+    Returns
+    -------
+    Array ``(proteins,)``; NaN where the truth is constant or has fewer than 3 values.
+
+    Examples
+    --------
+    >>> r = sct.metrics.per_protein_pearson(predicted, measured)
+    """
     return _pearson_along(*_as_arrays(prediction, truth), axis=0)
 
 
 def per_protein_spearman(prediction, truth) -> np.ndarray:
-    """Spearman correlation across cells, one value per protein."""
+    """Spearman correlation across cells, one value per protein.
+
+    Parameters
+    ----------
+    prediction
+        Predicted values, ``(cells, proteins)`` array or DataFrame.
+    truth
+        Measured values on the same scale and in the same order; NaN where unmeasured.
+
+    Returns
+    -------
+    Array ``(proteins,)``.
+
+    Examples
+    --------
+    >>> rho = sct.metrics.per_protein_spearman(predicted, measured)
+    """
     prediction, truth = _as_arrays(prediction, truth)
     measured = ~np.isnan(truth)
     ranks_truth = np.where(measured, rankdata(np.where(measured, truth, np.inf), axis=0), np.nan)
@@ -57,12 +89,44 @@ def per_protein_spearman(prediction, truth) -> np.ndarray:
 
 
 def per_cell_pearson(prediction, truth) -> np.ndarray:
-    """Pearson correlation across proteins, one value per cell."""
+    """Pearson correlation across proteins, one value per cell.
+
+    Parameters
+    ----------
+    prediction
+        Predicted values, ``(cells, proteins)`` array or DataFrame.
+    truth
+        Measured values on the same scale and in the same order; NaN where unmeasured.
+
+    Returns
+    -------
+    Array ``(cells,)``.
+
+    Examples
+    --------
+    >>> r = sct.metrics.per_cell_pearson(predicted, measured)
+    """
     return _pearson_along(*_as_arrays(prediction, truth), axis=1)
 
 
 def per_cell_cosine(prediction, truth) -> np.ndarray:
-    """Cosine similarity across proteins, one value per cell (not a correlation)."""
+    """Cosine similarity across proteins, one value per cell (not a correlation).
+
+    Parameters
+    ----------
+    prediction
+        Predicted values, ``(cells, proteins)`` array or DataFrame.
+    truth
+        Measured values on the same scale and in the same order; NaN where unmeasured.
+
+    Returns
+    -------
+    Array ``(cells,)``; NaN for a cell whose vectors are zero.
+
+    Examples
+    --------
+    >>> cosine = sct.metrics.per_cell_cosine(predicted, measured)
+    """
     prediction, truth = _as_arrays(prediction, truth)
     measured = ~np.isnan(truth)
     x, y = np.where(measured, prediction, 0.0), np.where(measured, truth, 0.0)
@@ -72,7 +136,23 @@ def per_cell_cosine(prediction, truth) -> np.ndarray:
 
 
 def rmse(prediction, truth) -> float:
-    """Root mean squared error over measured values."""
+    """Root mean squared error over measured values.
+
+    Parameters
+    ----------
+    prediction
+        Predicted values, ``(cells, proteins)`` array or DataFrame.
+    truth
+        Measured values on the same scale and in the same order; NaN where unmeasured.
+
+    Returns
+    -------
+    The RMSE, a float.
+
+    Examples
+    --------
+    >>> error = sct.metrics.rmse(predicted, measured)
+    """
     prediction, truth = _as_arrays(prediction, truth)
     measured = ~np.isnan(truth)
     return float(np.sqrt(np.mean((prediction[measured] - truth[measured]) ** 2)))
@@ -81,6 +161,18 @@ def rmse(prediction, truth) -> float:
 def evaluate(prediction, truth) -> pd.Series:
     """The standard summary: per-protein Pearson/Spearman (mean, median), per-cell Pearson,
     per-cell cosine and RMSE.
+
+    Parameters
+    ----------
+    prediction
+        Predicted values, ``(cells, proteins)`` array or DataFrame.
+    truth
+        Measured values on the same scale and in the same order; NaN where unmeasured.
+
+    Returns
+    -------
+    Series with ``protein_pearson_mean``, ``protein_pearson_median``,
+    ``protein_spearman_mean``, ``cell_pearson_mean``, ``cell_cosine_mean`` and ``rmse``.
 
     Examples
     --------

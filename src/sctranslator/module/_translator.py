@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from scvi import REGISTRY_KEYS
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from sctranslator.nn import (
     PROTEIN_NORMALIZATIONS,
@@ -14,6 +17,10 @@ from sctranslator.nn import (
     TokenValueEmbedding,
     get_normalization,
 )
+
+FREEZE_PRESETS: dict[str, tuple[str, ...]] = {
+    "encoder": ("embedding.value", "cell_norm", "encoder", "encoder_norm"),
+}
 
 
 class TranslatorModule(BaseModuleClass):
@@ -53,14 +60,25 @@ class TranslatorModule(BaseModuleClass):
     dropout
         Dropout rate.
     max_genes
-        Context limit. A cell with more genes keeps its ``max_genes`` most expressed ones
-        (ties broken by token id, so the rule does not depend on the gene order).
+        Context limit: a cell's tokens are its expressed genes, at most ``max_genes`` of
+        them, the most expressed first (see :meth:`select_genes`).
+    gene_dropout
+        During training, each expressed gene of a cell is left out of its context with this
+        probability (the most expressed one always stays): an augmentation that makes the
+        model robust to gene panels and detection depth.
     rna_normalization
         Per-cell normalisation of RNA counts, one of
         :data:`~sctranslator.nn.RNA_NORMALIZATIONS`.
     protein_normalization
         Per-cell normalisation of protein counts, one of
         :data:`~sctranslator.nn.PROTEIN_NORMALIZATIONS`.
+
+    Attributes
+    ----------
+    gradient_checkpointing
+        When True, attention blocks recompute their activations in the backward pass during
+        training (:func:`torch.utils.checkpoint.checkpoint`) instead of storing them. Set by
+        :meth:`~sctranslator.SCTRANSLATOR.train`.
     """
 
     def __init__(
@@ -75,11 +93,14 @@ class TranslatorModule(BaseModuleClass):
         n_decoder_layers: int = 2,
         dropout: float = 0.1,
         max_genes: int = 256,
+        gene_dropout: float = 0.0,
         rna_normalization: str = "log1p_cp10k",
         protein_normalization: str = "clr",
     ):
         super().__init__()
         self.max_genes = max_genes
+        self.gene_dropout = gene_dropout
+        self.gradient_checkpointing = False
         self.normalize_rna = get_normalization(rna_normalization, RNA_NORMALIZATIONS, "RNA")
         self.normalize_protein = get_normalization(
             protein_normalization, PROTEIN_NORMALIZATIONS, "protein"
@@ -110,20 +131,29 @@ class TranslatorModule(BaseModuleClass):
 
     def select_genes(
         self, gene_ids: torch.Tensor, values: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Apply the context limit: per cell, the ``max_genes`` most expressed genes.
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Apply the context rule: a cell's tokens are its expressed genes, at most ``max_genes``.
+
+        A gene is a token of a cell when its normalised value is positive. Zero (not detected,
+        or knocked out) and NaN (not measured in the cell, e.g. another panel of a
+        :func:`sctranslator.pp.concat_panels` collection) are not tokens. A cell with more
+        expressed genes keeps the ``max_genes`` most expressed, ties broken by token id, so the
+        rule does not depend on the gene order. Cost per cell is bounded by ``max_genes``.
 
         Returns
         -------
-        Token ids and values, both ``(cells, min(genes, max_genes))``.
+        Token ids, values and a mask of the present tokens, each ``(cells, width)`` where
+        ``width`` is the largest number of tokens of a cell in the batch; a cell's unused slots
+        are masked out (value 0, mask False).
         """
-        n_cells, n_genes = values.shape
-        if n_genes <= self.max_genes:
-            return gene_ids.expand(n_cells, n_genes), values
         canonical = torch.argsort(gene_ids)
         gene_ids, values = gene_ids[canonical], values[:, canonical]
-        keep = torch.sort(values, dim=1, descending=True, stable=True).indices[:, : self.max_genes]
-        return gene_ids[keep], values.gather(1, keep)
+        expressed = values > 0
+        width = int(expressed.sum(1).max().clamp(1, self.max_genes))
+        rank_by = torch.where(expressed, values, -torch.inf)
+        keep = torch.sort(rank_by, dim=1, descending=True, stable=True).indices[:, :width]
+        present = expressed.gather(1, keep)
+        return gene_ids[keep], torch.where(present, values.gather(1, keep), 0.0), present
 
     def _get_inference_input(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"x": tensors[REGISTRY_KEYS.X_KEY]}
@@ -134,20 +164,38 @@ class TranslatorModule(BaseModuleClass):
     ) -> dict[str, torch.Tensor]:
         """Encode RNA counts ``x`` ``(cells, genes)`` of genes ``gene_ids`` (default: registered).
 
+        Only expressed genes are tokens (see :meth:`select_genes`): zero and NaN (not
+        measured) values are masked out of every attention and of the cell token.
+
         Returns
         -------
-        ``context``: the encoded tokens ``(cells, 1 + genes, n_hidden)``, the cell token first;
+        ``context``: the encoded tokens ``(cells, 1 + width, n_hidden)``, the cell token first;
+        ``mask``: ``(cells, 1 + width)``, ``True`` for the tokens present in each cell;
         ``z``: the cell token, the cell's latent representation.
         """
         gene_ids = self.gene_ids if gene_ids is None else gene_ids
-        token_ids, values = self.select_genes(gene_ids, self.normalize_rna(x))
+        token_ids, values, present = self.select_genes(gene_ids, self.normalize_rna(x))
+        if self.training and self.gene_dropout > 0:
+            kept = torch.rand(present.shape, device=present.device) >= self.gene_dropout
+            kept[:, 0] = True  # the most expressed gene stays, so no cell is left empty
+            present = present & kept
+            values = torch.where(present, values, 0.0)
+        mask = torch.cat([torch.ones_like(present[:, :1]), present], dim=1)
         tokens = self.embedding(token_ids, values)
         cell = self.cell_norm(self.embedding.pool(token_ids, values)).unsqueeze(1)
         context = torch.cat([cell, tokens], dim=1)
         for block in self.encoder:
-            context, _ = block(context)
+            context, _ = self._run_block(block, context, key_mask=mask)
         context = self.encoder_norm(context)
-        return {"context": context, "z": context[:, 0]}
+        return {"context": context, "mask": mask, "z": context[:, 0]}
+
+    def _run_block(
+        self, block: nn.Module, *args, **kwargs
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Call an attention block, through gradient checkpointing when it is on."""
+        if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(block, *args, use_reentrant=False, **kwargs)
+        return block(*args, **kwargs)
 
     def _get_generative_input(
         self, tensors: dict[str, torch.Tensor], inference_outputs: dict[str, torch.Tensor]
@@ -155,6 +203,7 @@ class TranslatorModule(BaseModuleClass):
         return {
             "context": inference_outputs["context"],
             "batch_index": tensors[REGISTRY_KEYS.BATCH_KEY],
+            "context_mask": inference_outputs["mask"],
         }
 
     def query_batch_embedding(self, batch_index: torch.Tensor | None, n_cells: int) -> torch.Tensor:
@@ -170,8 +219,11 @@ class TranslatorModule(BaseModuleClass):
         batch_index: torch.Tensor | None = None,
         protein_ids: torch.Tensor | None = None,
         return_attention: bool = False,
+        context_mask: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Predict standardised protein values for the queries ``protein_ids``.
+
+        ``context_mask`` is the ``mask`` of :meth:`inference` (tokens present in each cell).
 
         Returns
         -------
@@ -185,7 +237,9 @@ class TranslatorModule(BaseModuleClass):
         query = query.unsqueeze(0) + cell.unsqueeze(1)
         attention = None
         for block in self.decoder:
-            query, attention = block(query, context, return_attention)
+            query, attention = self._run_block(
+                block, query, context, return_attention, key_mask=context_mask
+            )
         outputs = {"protein": self.head(query).squeeze(-1)}
         if return_attention:
             outputs["attention"] = attention
@@ -224,6 +278,79 @@ class TranslatorModule(BaseModuleClass):
             n_obs_minibatch=len(target),
             extra_metrics={"mse": mse.detach()},
         )
+
+    def freeze(self, parts: str | Sequence[str] | None) -> list[str]:
+        """Stop training the parameters of ``parts``; return the names of the frozen parameters.
+
+        ``parts`` is a preset of :data:`FREEZE_PRESETS` (``"encoder"``: the gene encoder, i.e.
+        the value embedding, the encoder layers and their norms; the token identities stay
+        trainable so new tokens can learn) or submodule names such as
+        ``["embedding", "encoder"]``. Frozen parameters get ``requires_grad=False`` and are left
+        out of the optimiser, so they do not change at all (not even by weight decay).
+        """
+        if parts is None:
+            return []
+        prefixes = FREEZE_PRESETS.get(parts, (parts,)) if isinstance(parts, str) else tuple(parts)
+        names = dict(self.named_parameters())
+        frozen = [n for n in names if any(n == p or n.startswith(f"{p}.") for p in prefixes)]
+        matched = {p for p in prefixes if any(n == p or n.startswith(f"{p}.") for n in frozen)}
+        if set(prefixes) - matched:
+            modules = sorted({n.split(".")[0] for n in names})
+            raise ValueError(
+                f"Cannot freeze {sorted(set(prefixes) - matched)}: no such parameters. Use "
+                f"{sorted(FREEZE_PRESETS)} or submodules among {modules}."
+            )
+        for name in frozen:
+            names[name].requires_grad_(False)
+        return frozen
+
+    @torch.no_grad()
+    def transfer_from(
+        self, reference: TranslatorModule, new_token_sources: Sequence[Sequence[int]] = ()
+    ) -> None:
+        """Start from the weights of ``reference``, a module with a prefix of this vocabulary.
+
+        The tokens of ``reference`` must be the first tokens of this module, in the same order
+        (:meth:`sctranslator.data.Vocabulary.extend` guarantees it). Every weight is copied (the
+        reference is not changed), except the per-protein statistics, which belong to the new
+        data. Token ``len(reference vocabulary) + i`` starts as the mean identity of the
+        reference tokens ``new_token_sources[i]`` (e.g. an antibody's coding genes) or, without
+        any, as a random vector of the reference identities' spread. Batches start as the mean
+        of the reference batch embeddings.
+
+        Raises
+        ------
+        ValueError
+            When the architectures differ (a weight's shape does not match).
+        """
+        own = self.state_dict()
+        source = reference.state_dict()
+        identity = "embedding.identity.weight"
+        n_reference = len(source[identity])
+        if len(own[identity]) < n_reference:
+            raise ValueError("This module's vocabulary does not extend the reference's.")
+        for name, value in source.items():
+            if name in ("protein_mean", "protein_std"):
+                continue
+            if name == identity:
+                own[name][:n_reference] = value
+                spread = value.std(0)
+                for offset, row in enumerate(range(n_reference, len(own[name]))):
+                    has_sources = offset < len(new_token_sources)
+                    sources = list(new_token_sources[offset]) if has_sources else []
+                    fresh = torch.randn_like(spread) * spread
+                    own[name][row] = value[sources].mean(0) if sources else fresh
+            elif name == "batch_embedding.weight":
+                own[name][:] = value.mean(0)
+            elif name not in own or own[name].shape != value.shape:
+                shape = None if name not in own else tuple(own[name].shape)
+                raise ValueError(
+                    f"Weight {name!r} has shape {tuple(value.shape)} in the reference but "
+                    f"{shape} here: build the model with the reference's architecture."
+                )
+            else:
+                own[name].copy_(value)
+        self.load_state_dict(own)
 
     @torch.inference_mode()
     def sample(self, *args, **kwargs):

@@ -34,9 +34,16 @@ class MultiHeadAttention(nn.Module):
         self.out = nn.Linear(n_hidden, n_hidden)
 
     def forward(
-        self, query: torch.Tensor, context: torch.Tensor, return_attention: bool = False
+        self,
+        query: torch.Tensor,
+        context: torch.Tensor,
+        return_attention: bool = False,
+        key_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend ``(cells, queries, n_hidden)`` to ``(cells, keys, n_hidden)``.
+
+        ``key_mask`` ``(cells, keys)``, ``True`` where a key may be attended to, leaves out
+        absent tokens (genes not measured in a cell); every row needs one ``True``.
 
         Returns
         -------
@@ -48,12 +55,16 @@ class MultiHeadAttention(nn.Module):
         q = self.query(query).view(n_cells, n_queries, self.n_heads, head).transpose(1, 2)
         k, v = self.key_value(context).view(n_cells, -1, 2, self.n_heads, head).permute(2, 0, 3, 1, 4)
         weights = None
+        mask = None if key_mask is None else key_mask[:, None, None, :]
         if return_attention:
-            weights = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(head), dim=-1)
+            scores = q @ k.transpose(-2, -1) / math.sqrt(head)
+            if mask is not None:
+                scores = scores.masked_fill(~mask, -torch.inf)
+            weights = torch.softmax(scores, dim=-1)
             attended = weights @ v
             weights = weights.mean(dim=1)
         else:
-            attended = F.scaled_dot_product_attention(q, k, v)
+            attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         attended = attended.transpose(1, 2).reshape(n_cells, n_queries, n_hidden)
         return self.out(attended), weights
 
@@ -95,8 +106,11 @@ class AttentionBlock(nn.Module):
         tokens: torch.Tensor,
         context: torch.Tensor | None = None,
         return_attention: bool = False,
+        key_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Update ``tokens`` ``(cells, n, n_hidden)``; ``context`` is required with ``cross``.
+
+        ``key_mask`` ``(cells, keys)`` marks the context tokens that may be attended to.
 
         Returns
         -------
@@ -105,7 +119,7 @@ class AttentionBlock(nn.Module):
         """
         normed = self.norm(tokens)
         context = normed if self.norm_context is None else self.norm_context(context)
-        attended, weights = self.attention(normed, context, return_attention)
+        attended, weights = self.attention(normed, context, return_attention, key_mask)
         tokens = tokens + self.dropout(attended)
         tokens = tokens + self.dropout(self.feed_forward(self.norm_ff(tokens)))
         return tokens, weights

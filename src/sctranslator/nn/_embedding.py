@@ -37,9 +37,11 @@ class TokenValueEmbedding(nn.Module):
     def pool(self, token_ids: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         """Expression-weighted sum of identity vectors, ``(cells, n_hidden)``.
 
-        A linear read-out of the whole profile (zero-valued genes add nothing), scaled by
-        ``1 / sqrt(features)``; it seeds the cell token so that the model starts from a
-        linear view of the cell instead of a plateau.
+        A linear read-out of the whole profile, scaled by ``1 / sqrt(n)`` with ``n`` the
+        number of nonzero values of the cell (zero-valued slots add nothing, so padding does
+        not change it); it seeds the cell token so that the model starts from a linear view of
+        the cell instead of a plateau.
         """
         weighted = (self.identity(token_ids) * values.unsqueeze(-1)).sum(dim=1)
-        return weighted / token_ids.shape[1] ** 0.5
+        n_expressed = (values != 0).sum(dim=1, keepdim=True).clamp_min(1)
+        return weighted / n_expressed**0.5

@@ -1,5 +1,15 @@
-"""Plots."""
+"""Plots: matplotlib figures in scanpy's style (``ax=``, ``show=``, ``save=``)."""
 
+from ._correlation import protein_correlation
+from ._embedding import embedding
+from ._interactions import interaction_heatmap
+from ._perturbation import perturbation_effect
 from ._scatter import predicted_vs_measured
 
-__all__ = ["predicted_vs_measured"]
+__all__ = [
+    "embedding",
+    "interaction_heatmap",
+    "perturbation_effect",
+    "predicted_vs_measured",
+    "protein_correlation",
+]

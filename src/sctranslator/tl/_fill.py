@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from anndata import AnnData
+import mudata
+import pandas as pd
+from anndata import AnnData, read_h5ad
 from mudata import MuData
 
 if TYPE_CHECKING:
@@ -19,12 +23,19 @@ def fill_protein(
     proteins: Sequence[str] | None = None,
     batch_size: int | None = None,
     overwrite: bool = False,
+    progress_bar: bool | None = None,
+    output: str | os.PathLike | None = None,
 ) -> None:
     """Predict proteins from the RNA of ``mdata`` and store them as a new modality.
 
     The new modality holds one row per RNA cell (same ``obs_names``), the predictions in
     ``X``, the token of each protein in ``var["token"]`` and the model's settings in
     ``uns["sctranslator"]``. Nothing else in ``mdata`` changes.
+
+    A MuData read with ``mudata.read_h5mu(path, backed=True)`` works too: its RNA is read
+    from disk batch by batch. With ``output``, the predictions are also streamed to disk
+    batch by batch and the new modality is that file opened backed, so memory stays
+    bounded whatever the number of cells.
 
     Parameters
     ----------
@@ -39,12 +50,19 @@ def fill_protein(
     batch_size
         Cells per batch.
     overwrite
-        Replace an existing modality named ``key_added``.
+        Replace an existing modality named ``key_added`` (and an existing ``output`` file).
+    progress_bar
+        Show a progress bar; by default when there are more than 10 batches.
+    output
+        An ``.h5ad`` file to write the new modality to, batch by batch; the modality is then
+        this file opened backed (read-only).
 
     Examples
     --------
     >>> sct.tl.fill_protein(mdata, model, key_added="prot_pred")
     >>> mdata["prot_pred"]
+    >>> atlas = mudata.read_h5mu("atlas.h5mu", backed=True)
+    >>> sct.tl.fill_protein(atlas, model, output="atlas_prot_pred.h5ad", progress_bar=True)
     """
     if not isinstance(mdata, MuData):
         raise TypeError("fill_protein writes into a MuData; use model.predict_protein for AnnData.")
@@ -52,19 +70,22 @@ def fill_protein(
         raise ValueError(
             f"Modality {key_added!r} already exists; pass overwrite=True to replace it."
         )
-    prediction = model.predict_protein(mdata, proteins=proteins, batch_size=batch_size)
-    module = model.module
-    var_tokens = [model.vocabulary.tokens[i] for i in model.vocabulary.lookup_proteins(prediction.columns)]
-    predicted = AnnData(X=prediction.to_numpy(dtype="float32"))
-    predicted.obs_names = prediction.index
-    predicted.var_names = prediction.columns.astype(str)
-    predicted.var["token"] = var_tokens
-    predicted.uns["sctranslator"] = {
-        "model": type(model).__name__,
-        "summary": model._model_summary_string,
-        "rna_normalization": model.init_params_["non_kwargs"]["rna_normalization"],
-        "protein_normalization": model.init_params_["non_kwargs"]["protein_normalization"],
-        "max_genes": module.max_genes,
-    }
+    if output is not None and Path(output).suffix != ".h5ad":
+        raise ValueError(f"`output` must be an .h5ad file, got {str(output)!r}.")
+    kwargs = {"proteins": proteins, "batch_size": batch_size, "progress_bar": progress_bar}
+    if output is None:
+        prediction = model.predict_protein(mdata, **kwargs)
+        var, uns = model._prediction_annotations(prediction.columns)
+        predicted = AnnData(
+            X=prediction.to_numpy(dtype="float32"),
+            obs=pd.DataFrame(index=prediction.index.astype(str)),
+            var=var,
+            uns=uns,
+        )
+    else:
+        path = model.predict_protein(mdata, output=output, overwrite=overwrite, **kwargs)
+        predicted = read_h5ad(path, backed="r")
     mdata.mod[key_added] = predicted
-    mdata.update()
+    # without pulling modality columns: pulling fails when protein names equal gene names
+    with mudata.set_options(pull_on_update=False):
+        mdata.update()

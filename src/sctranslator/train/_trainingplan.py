@@ -50,6 +50,28 @@ class TranslatorTrainingPlan(TrainingPlan):
         )
         self.pearson_validation = MaskedPearson(len(module.protein_ids))
 
+    def compute_and_log_metrics(self, loss_output, metrics, mode):
+        """Log scvi-tools' metrics, then the module's extra metrics (``mse``) as plain tensors.
+
+        scvi-tools logs extra metrics under :func:`torch.inference_mode`; averaging them across
+        DDP processes on the gloo backend (CPU) then fails, as Lightning divides them in place.
+        """
+        extra = loss_output.extra_metrics
+        loss_output.extra_metrics = {}
+        try:
+            super().compute_and_log_metrics(loss_output, metrics, mode)
+        finally:
+            loss_output.extra_metrics = extra
+        for key, value in extra.items():
+            self.log(
+                f"{key}_{mode}",
+                value.detach(),
+                on_step=self.on_step,
+                on_epoch=self.on_epoch,
+                batch_size=loss_output.n_obs_minibatch,
+                sync_dist=self.use_sync_dist,
+            )
+
     def validation_step(self, batch, batch_idx):
         """Log the validation losses and accumulate the per-protein Pearson correlation."""
         _, generative_outputs, loss_output = self.forward(batch, loss_kwargs=self.loss_kwargs)

@@ -1,0 +1,35 @@
+"""Figure handling shared by the plots: axes creation, saving and showing."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+
+from sctranslator._io import write_atomic
+
+
+def new_axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
+    """``ax``, or the axes of a new figure of ``figsize``."""
+    if ax is not None:
+        return ax
+    return plt.subplots(figsize=figsize)[1]
+
+
+def finish(ax: Axes, show: bool | None, save: str | None) -> Axes | None:
+    """Save the figure of ``ax`` atomically (never over an existing file), show it, return ``ax``.
+
+    As in scanpy, the axes are returned unless the figure is shown; ``show=None`` shows only
+    in interactive sessions when nothing is saved.
+    """
+    figure = ax.figure
+    if save is not None:
+        write_atomic(
+            save,
+            lambda path: figure.savefig(
+                path, dpi=120, bbox_inches="tight", format=str(save).rsplit(".", 1)[-1]
+            ),
+        )
+    if show or (show is None and save is None and plt.isinteractive()):
+        plt.show()
+        return None
+    return ax
