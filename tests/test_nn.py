@@ -110,3 +110,16 @@ def test_masked_pearson_matches_numpy():
     metric.update(torch.tensor(x[20:]), torch.tensor(y[20:]))
     expected = np.mean([np.corrcoef(x[5:, 0], y[5:, 0])[0, 1]] + [np.corrcoef(x[:, j], y[:, j])[0, 1] for j in (1, 2)])
     assert metric.compute().item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_gene_dropout_acts_in_training_only():
+    module = make_module()
+    module.gene_dropout = 0.5
+    x = torch.poisson(torch.full((64, 40), 3.0))
+    module.train()
+    torch.manual_seed(0)
+    kept = module.inference(x)["mask"][:, 1:].float().mean()
+    assert 0.35 < kept < 0.65
+    module.eval()
+    assert module.inference(x)["mask"][:, 1:].float().mean() > 0.9
+    torch.testing.assert_close(module.inference(x)["context"], module.inference(x)["context"])

@@ -24,12 +24,16 @@ PROTEINS = [p for p, _ in PAIRS] + ["CD3-1", "CD4-1", "CD14", "CD11c", "HLA-DR",
 
 @pytest.fixture(scope="module")
 def model(pbmc):
-    """A small model trained on p3_0 for 15 proteins (fast), good enough for sanity checks."""
+    """A small model trained on p3_0 for 15 proteins (fast), good enough for sanity checks.
+
+    Gene dropout is off: with 20 epochs it blurs the own-gene attributions this fixture is
+    calibrated on (with the default 0.3 the median own-gene rank was 80 instead of < 75).
+    """
     scvi.settings.seed = 0
     train = batch(pbmc, "p3_0")
     train.mod["prot"] = train["prot"][:, PROTEINS].copy()
     train.update()
-    model = sct.SCTRANSLATOR(setup(train), n_hidden=32, max_genes=64)
+    model = sct.SCTRANSLATOR(setup(train), n_hidden=32, max_genes=64, gene_dropout=0.0)
     model.train(
         max_epochs=20, enable_progress_bar=False, early_stopping=False, plan_kwargs={"lr": 3e-3}
     )
