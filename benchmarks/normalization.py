@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=200)
     parser.add_argument("--rna", nargs="+", default=["log1p_cp10k", "log1p", "minmax"])
     parser.add_argument("--protein", nargs="+", default=["clr", "log1p", "minmax"])
-    parser.add_argument("--max-genes", nargs="+", type=int, default=[128])
+    parser.add_argument("--max-genes", nargs="+", type=int, default=[256])
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
