@@ -22,6 +22,7 @@ import datetime
 import time
 from pathlib import Path
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import scvi
@@ -73,8 +74,6 @@ def run_totalvi(reference: MuData, query: MuData) -> pd.DataFrame:
     rna = [reference["rna"].copy(), query["rna"].copy()]
     prot_ref = np.nan_to_num(np.asarray(reference["prot"].layers["counts"], dtype=np.float32))
     prot = np.vstack([prot_ref, np.zeros((query.n_obs, len(proteins)), np.float32)])
-    import anndata as ad
-
     rna = ad.concat(rna)
     obs = pd.concat([reference.obs[["batch"]].astype(str), query.obs[["batch"]].astype(str) + "_query"])
     rna.obs = obs.copy()

@@ -12,6 +12,8 @@ from matplotlib.figure import Figure
 
 from sctranslator.metrics import per_protein_pearson
 
+from ._utils import finish
+
 
 def predicted_vs_measured(
     predicted: pd.DataFrame,
@@ -34,7 +36,7 @@ def predicted_vs_measured(
     show
         Show the figure; by default only when not saving.
     save
-        Write the figure to this path.
+        Write the figure to this path (atomically; an existing file is refused).
 
     Returns
     -------
@@ -54,12 +56,7 @@ def predicted_vs_measured(
     for ax in list(axes.flat)[len(proteins) :]:
         ax.set_visible(False)
     fig.tight_layout()
-    if save is not None:
-        fig.savefig(save, dpi=120)
-    if show or (show is None and save is None and plt.isinteractive()):
-        plt.show()
-        return None
-    return fig
+    return finish(fig, show, save)
 
 
 def _scatter(ax: Axes, x: pd.Series, y: pd.Series, title: str) -> None:

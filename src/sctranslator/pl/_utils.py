@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from sctranslator._io import write_atomic
 
@@ -15,13 +16,13 @@ def new_axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
     return plt.subplots(figsize=figsize)[1]
 
 
-def finish(ax: Axes, show: bool | None, save: str | None) -> Axes | None:
+def finish(ax: Axes | Figure, show: bool | None, save: str | None) -> Axes | Figure | None:
     """Save the figure of ``ax`` atomically (never over an existing file), show it, return ``ax``.
 
-    As in scanpy, the axes are returned unless the figure is shown; ``show=None`` shows only
-    in interactive sessions when nothing is saved.
+    ``ax`` is an axes or a whole figure. As in scanpy, it is returned unless the figure is
+    shown; ``show=None`` shows only in interactive sessions when nothing is saved.
     """
-    figure = ax.figure
+    figure = ax if isinstance(ax, Figure) else ax.figure
     if save is not None:
         write_atomic(
             save,
