@@ -58,9 +58,9 @@ def main(path: Path) -> None:
     box(ax, 1.85, 3.55, 1.55, 0.6, "cell token\n(expression-weighted\nsum of identities)",
         CELL, 7.5)
 
-    # Encoder.
-    box(ax, 3.8, 1.6, 1.5, 2.55, "encoder\n\nself-attention\nover cell token\n+ gene tokens\n\n"
-        "n_encoder_layers", ENC, 8.5)
+    # Encoder: the cell token and latents read the gene tokens, then self-attend.
+    box(ax, 3.8, 1.6, 1.5, 2.55, "encoder\n\ncell token + n_latents\nlatents read the\n"
+        "gene tokens\n(cross-attention),\nthen self-attend\n\nn_encoder_layers", ENC, 7.5)
     arrow(ax, (3.4, 2.4), (3.8, 2.4))
     arrow(ax, (2.62, 3.2), (2.62, 3.55), "pool")
     arrow(ax, (3.4, 3.85), (3.8, 3.85))
@@ -70,20 +70,20 @@ def main(path: Path) -> None:
             weight="bold")
     for i, p in enumerate(["CD3", "CD19", "CD14", "HLA-DR"]):
         box(ax, 3.8 + i * 0.95, 0.3, 0.85, 0.5, p, PROT, 8)
-    box(ax, 5.95, 1.6, 1.6, 2.55, "decoder\n\nqueries cross-attend\nto encoded genes\n"
-        "(never to each other)\n\nquery = identity\n+ query vector\n+ cell token\n"
-        "+ batch embedding", PROT, 7.5)
+    box(ax, 5.95, 1.6, 1.6, 2.55, "read-out\n\nqueries attend to\ncell token + latents\n"
+        "(never to each other)\n\nquery = identity\n+ query vector", PROT, 7.5)
     arrow(ax, (5.3, 2.9), (5.95, 2.9))
     ax.text(5.62, 3.15, "keys,\nvalues", fontsize=7.5, ha="center")
     arrow(ax, (5.65, 0.82), (6.5, 1.6), "queries")
 
-    # Head and output.
-    box(ax, 7.95, 2.45, 0.95, 0.85, "linear\nhead", HEAD, 8.5)
+    # Linear read-out and output.
+    box(ax, 7.95, 2.3, 1.1, 1.15, "linear read-out\nweights from\nprotein identity\n"
+        "+ batch", HEAD, 7.5)
     arrow(ax, (7.55, 2.87), (7.95, 2.87))
     box(ax, 7.75, 0.6, 2.15, 1.35, "protein values\nstandardised per protein\n"
         "x std + mean\n= CLR scale", HEAD, 8)
-    arrow(ax, (8.42, 2.45), (8.42, 1.95))
-    ax.text(9.05, 2.87, "one value\nper query", fontsize=7.5, va="center")
+    arrow(ax, (8.42, 2.3), (8.42, 1.95))
+    ax.text(9.1, 2.87, "one value\nper query", fontsize=7.5, va="center")
 
     fig.savefig(path, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)

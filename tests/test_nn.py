@@ -67,10 +67,10 @@ def test_a_cell_is_predicted_the_same_alone_or_in_any_batch():
     x[0, :30] = 0.0  # a sparse cell next to denser ones: padded in the batch
     x[0, 30] = 4.0
     encoded = module.inference(x)
-    together = module.generative(encoded["context"], context_mask=encoded["mask"])["protein"]
+    together = module.generative(encoded["context"])["protein"]
     alone_encoded = module.inference(x[:1])
-    alone = module.generative(alone_encoded["context"], context_mask=alone_encoded["mask"])["protein"]
-    assert alone_encoded["context"].shape[1] < encoded["context"].shape[1]
+    alone = module.generative(alone_encoded["context"])["protein"]
+    assert alone_encoded["tokens"].shape[1] < encoded["tokens"].shape[1]
     torch.testing.assert_close(alone[0], together[0], atol=1e-5, rtol=1e-5)
 
 
@@ -81,7 +81,7 @@ def test_loss_ignores_unmeasured_proteins():
     y[0, 1] = y[2, 3] = torch.nan
     tensors = {REGISTRY_KEYS.X_KEY: x, REGISTRY_KEYS.PROTEIN_EXP_KEY: y, REGISTRY_KEYS.BATCH_KEY: torch.zeros(4, 1)}
     inference = module.inference(x)
-    generative = module.generative(inference["context"], tensors[REGISTRY_KEYS.BATCH_KEY], context_mask=inference["mask"])
+    generative = module.generative(inference["context"], tensors[REGISTRY_KEYS.BATCH_KEY])
     loss = module.loss(tensors, inference, generative)
     changed = {"protein": generative["protein"].clone()}
     changed["protein"][0, 1] += 100.0
@@ -95,9 +95,9 @@ def test_loss_ignores_unmeasured_proteins():
 def test_protein_queries_are_independent():
     module = make_module()
     encoded = module.inference(torch.poisson(torch.full((3, 40), 2.0)))
-    context, mask = encoded["context"], encoded["mask"]
-    alone = module.generative(context, protein_ids=torch.tensor([52]), context_mask=mask)["protein"]
-    together = module.generative(context, protein_ids=torch.tensor([50, 52, 54]), context_mask=mask)["protein"]
+    context = encoded["context"]
+    alone = module.generative(context, protein_ids=torch.tensor([52]))["protein"]
+    together = module.generative(context, protein_ids=torch.tensor([50, 52, 54]))["protein"]
     torch.testing.assert_close(alone[:, 0], together[:, 1])
 
 
@@ -118,8 +118,18 @@ def test_gene_dropout_acts_in_training_only():
     x = torch.poisson(torch.full((64, 40), 3.0))
     module.train()
     torch.manual_seed(0)
-    kept = module.inference(x)["mask"][:, 1:].float().mean()
+    kept = module.inference(x)["present"].float().mean()
     assert 0.35 < kept < 0.65
     module.eval()
-    assert module.inference(x)["mask"][:, 1:].float().mean() > 0.9
+    assert module.inference(x)["present"].float().mean() > 0.9
     torch.testing.assert_close(module.inference(x)["context"], module.inference(x)["context"])
+
+
+def test_gene_attention_flows_only_to_present_genes():
+    module = make_module()
+    x = torch.poisson(torch.full((5, 40), 0.5))
+    flow, tokens, present = module.gene_attention(x, module.gene_ids, torch.tensor([50, 51]))
+    assert flow.shape == (5, 2, tokens.shape[1]) and tokens.shape == present.shape
+    assert (flow >= 0).all() and (flow.sum(-1) <= 1 + 1e-5).all()
+    assert (flow.sum(-1) > 0).all()  # some weight reaches genes, the rest stays on the cell token
+    assert torch.all(flow.masked_select(~present.unsqueeze(1).expand_as(flow)) == 0)

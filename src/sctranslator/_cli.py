@@ -57,8 +57,8 @@ def _parser() -> argparse.ArgumentParser:
         "--out", default="sctranslator_demo", help="output folder (default: %(default)s)"
     )
     demo.add_argument(
-        "--max-epochs", type=int, default=100,
-        help="maximum training epochs (default: %(default)s)",
+        "--max-epochs", type=int, default=None,
+        help="maximum training epochs (default: the model's, see SCTRANSLATOR.train)",
     )
     demo.add_argument("--overwrite", action="store_true", help="replace existing output files")
     demo.set_defaults(run=_run_demo)

@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 def run_demo(
     out_dir: str | Path = "sctranslator_demo",
-    max_epochs: int = 100,
+    max_epochs: int | None = None,
     train_batch: str = "p3_0",
     test_batch: str = "p4_0",
     overwrite: bool = False,
@@ -41,8 +41,9 @@ def run_demo(
     out_dir
         Folder for the outputs.
     max_epochs
-        Maximum training epochs; early stopping on validation per-protein Pearson usually
-        ends training sooner.
+        Maximum training epochs; ``None`` for the model's default
+        (:func:`~sctranslator.model.default_max_epochs`). Early stopping on validation
+        per-protein Pearson usually ends training sooner.
     train_batch, test_batch
         Batches of :func:`~sctranslator.datasets.pbmc_cite_mini`.
     overwrite

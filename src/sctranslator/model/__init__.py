@@ -1,5 +1,5 @@
 """User-facing models."""
 
-from ._sctranslator import SCTRANSLATOR
+from ._sctranslator import SCTRANSLATOR, default_max_epochs
 
-__all__ = ["SCTRANSLATOR"]
+__all__ = ["SCTRANSLATOR", "default_max_epochs"]

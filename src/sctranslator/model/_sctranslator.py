@@ -69,10 +69,11 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         Width of every token.
     n_heads
         Attention heads.
+    n_latents
+        Latent tokens that read a cell's gene tokens (cross-attention), so cost per cell is
+        linear in its number of genes.
     n_encoder_layers
-        Transformer layers over the gene tokens.
-    n_decoder_layers
-        Cross-attention layers of the protein queries.
+        Transformer layers over the cell token and the latents.
     dropout
         Dropout rate.
     max_genes
@@ -121,10 +122,10 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         registry: dict | None = None,
         n_hidden: int = 64,
         n_heads: int = 4,
+        n_latents: int = 16,
         n_encoder_layers: int = 2,
-        n_decoder_layers: int = 2,
         dropout: float = 0.1,
-        max_genes: int = 256,
+        max_genes: int = 128,
         gene_dropout: float = 0.3,
         rna_normalization: str = "log1p_cp10k",
         protein_normalization: str = "clr",
@@ -148,8 +149,8 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
             n_batch=self.summary_stats.n_batch,
             n_hidden=n_hidden,
             n_heads=n_heads,
+            n_latents=n_latents,
             n_encoder_layers=n_encoder_layers,
-            n_decoder_layers=n_decoder_layers,
             dropout=dropout,
             max_genes=max_genes,
             gene_dropout=gene_dropout,
@@ -162,8 +163,8 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
             self._init_protein_statistics()
         self._model_summary_string = (
             f"SCTRANSLATOR: {len(genes)} genes -> {len(proteins)} proteins, vocabulary of "
-            f"{len(self.vocabulary)} tokens, n_hidden: {n_hidden}, encoder layers: "
-            f"{n_encoder_layers}, decoder layers: {n_decoder_layers}, max_genes: {max_genes}, "
+            f"{len(self.vocabulary)} tokens, n_hidden: {n_hidden}, latents: {n_latents}, "
+            f"encoder layers: {n_encoder_layers}, max_genes: {max_genes}, "
             f"gene_dropout: {gene_dropout}, "
             f"RNA: {rna_normalization}, protein: {protein_normalization}"
         )
@@ -365,9 +366,9 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         Parameters
         ----------
         max_epochs
-            Maximum epochs; by default :func:`default_max_epochs` (about 100,000 cell passes:
-            250 epochs for 400 cells, 20 for 5,000, at least 10), so that training a few
-            thousand cells on a CPU takes minutes. Early stopping usually ends it sooner.
+            Maximum epochs; by default :func:`default_max_epochs` (about 300,000 cell passes:
+            400 epochs for 400 cells, 60 for 5,000, at least 10), so that training a few
+            thousand cells on a CPU takes minutes. Early stopping often ends it sooner.
         accelerator
             ``"auto"``, ``"cpu"``, ``"gpu"``... as in Lightning.
         devices
@@ -507,12 +508,12 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
 
         def blocks() -> Iterator[np.ndarray]:
             for encoded in self._encode(query, batch_size, progress_bar, "Predicting"):
-                context, mask = encoded["context"], encoded["mask"]
+                context = encoded["context"]
                 index = None if batch_index is None else batch_index.expand(len(context))
                 chunks = [
-                    self.module.generative(
-                        context, index, protein_ids[s : s + _PROTEIN_CHUNK], context_mask=mask
-                    )["protein"]
+                    self.module.generative(context, index, protein_ids[s : s + _PROTEIN_CHUNK])[
+                        "protein"
+                    ]
                     for s in range(0, len(protein_ids), _PROTEIN_CHUNK)
                 ]
                 yield torch.cat(chunks, dim=1).cpu().numpy() * std + mean
@@ -608,7 +609,7 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         progress_bar: bool | None = False,
         description: str = "Encoding",
     ) -> Iterator[dict[str, torch.Tensor]]:
-        """Yield the encoder outputs (``context``, ``mask``, ``z``) of each batch of cells."""
+        """Yield the encoder outputs (``context``, ``z``...) of each batch of cells."""
         loader = rna_loader(
             query.matrix, query.all_obs_names, query.var_names, query.rows,
             batch_size or settings.batch_size,
@@ -812,8 +813,9 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
             A trained model or the folder of a saved one (:meth:`load_pretrained`).
         freeze
             Parameters left unchanged by training; ``"encoder"`` (default) keeps the
-            pre-trained gene encoder and trains the token identities, the protein decoder and
-            the head; ``None`` trains everything. See ``benchmarks/pretraining.py``.
+            pre-trained gene encoder (value embedding, latents, read-in and encoder layers)
+            and trains the token identities, the protein queries and the read-out; ``None``
+            trains everything. See ``benchmarks/pretraining.py``.
         rna_normalization, protein_normalization
             Override the reference's normalisations (e.g. bulk pre-training, single-cell
             fine-tuning).
@@ -899,13 +901,13 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         return model
 
 
-def default_max_epochs(n_cells: int, cell_passes: int = 100_000) -> int:
+def default_max_epochs(n_cells: int, cell_passes: int = 300_000) -> int:
     """Epochs for about ``cell_passes`` cells seen in training, between 10 and 400.
 
     Examples
     --------
     >>> default_max_epochs(400), default_max_epochs(5000), default_max_epochs(10**6)
-    (250, 20, 10)
+    (400, 60, 10)
     """
     return int(np.clip(np.ceil(cell_passes / max(n_cells, 1)), 10, 400))
 

@@ -1,4 +1,4 @@
-"""The torch module: a gene-token encoder and protein-query cross-attention decoder."""
+"""The torch module: a Perceiver-style gene-token encoder and a protein-query read-out."""
 
 from __future__ import annotations
 
@@ -14,30 +14,38 @@ from sctranslator.nn import (
     PROTEIN_NORMALIZATIONS,
     RNA_NORMALIZATIONS,
     AttentionBlock,
+    MultiHeadAttention,
     TokenValueEmbedding,
     get_normalization,
 )
 
 FREEZE_PRESETS: dict[str, tuple[str, ...]] = {
-    "encoder": ("embedding.value", "cell_norm", "encoder", "encoder_norm"),
+    "encoder": (
+        "embedding.value", "cell_norm", "latents", "reader", "encoder", "encoder_norm",
+    ),
 }
 
 
 class TranslatorModule(BaseModuleClass):
     """Predict protein abundances from a cell's RNA, read as a set of (gene token, value) pairs.
 
-    Each gene becomes a token: the embedding of its identity plus an embedding of its
-    normalised expression. A transformer encoder mixes the gene tokens and a cell token, which
-    starts as the expression-weighted sum of the gene identities (a linear view of the whole
-    profile). Each requested protein becomes a query (the embedding of its token, a learned
-    "protein" vector, the encoded cell token and the batch embedding) that cross-attends to the
-    encoded genes; a linear head reads one value per query. There is no positional encoding, so the gene order does
-    not matter, and queries never attend to each other, so any set of proteins can be asked
-    for.
+    Each expressed gene becomes a token: the embedding of its identity plus an embedding of
+    its normalised expression. A cell token, the expression-weighted sum of the gene
+    identities (a linear view of the whole profile), and ``n_latents`` learned latent tokens
+    **read** the gene tokens through one cross-attention block (as in Perceiver), then a
+    transformer encoder mixes these few tokens. Each requested protein becomes a query (its
+    token's embedding plus a learned "protein" vector) that attends to the encoded tokens; its
+    value is a linear read-out, whose weights come from the protein's token, of the cell
+    token plus what the query attended to and the batch embedding.
 
-    The head predicts the protein's normalised value standardised by the training mean and
-    standard deviation of that protein (``protein_mean``, ``protein_std``), so every protein
-    weighs the same in the loss.
+    Cost per cell is linear in its number of tokens (read-in) and in the number of proteins
+    (read-out), with no per-protein feed-forward network; there is no positional encoding,
+    so the gene order does not matter, and queries never attend to each other, so any set of
+    proteins can be asked for.
+
+    The read-out predicts the protein's normalised value standardised by the training mean
+    and standard deviation of that protein (``protein_mean``, ``protein_std``), so every
+    protein weighs the same in the loss.
 
     Parameters
     ----------
@@ -48,15 +56,15 @@ class TranslatorModule(BaseModuleClass):
     protein_ids
         Token ids of the registered proteins, in column order.
     n_batch
-        Number of batches; each gets an embedding added to the protein queries.
+        Number of batches; each gets an embedding added to the cell state.
     n_hidden
         Width of every token.
     n_heads
         Attention heads.
+    n_latents
+        Latent tokens that read a cell's gene tokens.
     n_encoder_layers
-        Transformer encoder layers over the gene tokens.
-    n_decoder_layers
-        Cross-attention layers of the protein queries.
+        Transformer encoder layers over the cell token and the latents.
     dropout
         Dropout rate.
     max_genes
@@ -89,10 +97,10 @@ class TranslatorModule(BaseModuleClass):
         n_batch: int = 1,
         n_hidden: int = 64,
         n_heads: int = 4,
+        n_latents: int = 16,
         n_encoder_layers: int = 2,
-        n_decoder_layers: int = 2,
         dropout: float = 0.1,
-        max_genes: int = 256,
+        max_genes: int = 128,
         gene_dropout: float = 0.0,
         rna_normalization: str = "log1p_cp10k",
         protein_normalization: str = "clr",
@@ -116,18 +124,17 @@ class TranslatorModule(BaseModuleClass):
 
         self.embedding = TokenValueEmbedding(n_tokens, n_hidden)
         self.cell_norm = nn.LayerNorm(n_hidden)
-        self.cell_to_query = nn.Linear(n_hidden, n_hidden)
-        self.query_token = nn.Parameter(torch.randn(n_hidden) * 0.02)
-        self.batch_embedding = nn.Embedding(n_batch, n_hidden)
-        nn.init.zeros_(self.batch_embedding.weight)
+        self.latents = nn.Parameter(torch.randn(n_latents, n_hidden) * 0.02)
+        self.reader = AttentionBlock(n_hidden, n_heads, dropout, cross=True)
         self.encoder = nn.ModuleList(
             [AttentionBlock(n_hidden, n_heads, dropout) for _ in range(n_encoder_layers)]
         )
         self.encoder_norm = nn.LayerNorm(n_hidden)
-        self.decoder = nn.ModuleList(
-            [AttentionBlock(n_hidden, n_heads, dropout, cross=True) for _ in range(n_decoder_layers)]
-        )
-        self.head = nn.Sequential(nn.LayerNorm(n_hidden), nn.Linear(n_hidden, 1))
+        self.query_token = nn.Parameter(torch.randn(n_hidden) * 0.02)
+        self.protein_attention = MultiHeadAttention(n_hidden, n_heads)
+        self.batch_embedding = nn.Embedding(n_batch, n_hidden)
+        nn.init.zeros_(self.batch_embedding.weight)
+        self.readout = nn.Linear(n_hidden, n_hidden + 1)
 
     def select_genes(
         self, gene_ids: torch.Tensor, values: torch.Tensor
@@ -160,18 +167,23 @@ class TranslatorModule(BaseModuleClass):
 
     @auto_move_data
     def inference(
-        self, x: torch.Tensor, gene_ids: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        gene_ids: torch.Tensor | None = None,
+        return_attention: bool = False,
     ) -> dict[str, torch.Tensor]:
         """Encode RNA counts ``x`` ``(cells, genes)`` of genes ``gene_ids`` (default: registered).
 
         Only expressed genes are tokens (see :meth:`select_genes`): zero and NaN (not
-        measured) values are masked out of every attention and of the cell token.
+        measured) values are masked out of the read-in attention and of the cell token.
 
         Returns
         -------
-        ``context``: the encoded tokens ``(cells, 1 + width, n_hidden)``, the cell token first;
-        ``mask``: ``(cells, 1 + width)``, ``True`` for the tokens present in each cell;
-        ``z``: the cell token, the cell's latent representation.
+        ``context``: the encoded cell token and latents ``(cells, 1 + n_latents, n_hidden)``;
+        ``z``: the cell token, the cell's latent representation; ``tokens`` and ``present``:
+        the gene tokens of each cell and their mask, ``(cells, width)``. With
+        ``return_attention``, also ``attention``: the read-in weights of the cell token and
+        latents over the cell token and genes ``(cells, 1 + n_latents, 1 + width)``.
         """
         gene_ids = self.gene_ids if gene_ids is None else gene_ids
         token_ids, values, present = self.select_genes(gene_ids, self.normalize_rna(x))
@@ -180,14 +192,20 @@ class TranslatorModule(BaseModuleClass):
             kept[:, 0] = True  # the most expressed gene stays, so no cell is left empty
             present = present & kept
             values = torch.where(present, values, 0.0)
-        mask = torch.cat([torch.ones_like(present[:, :1]), present], dim=1)
-        tokens = self.embedding(token_ids, values)
         cell = self.cell_norm(self.embedding.pool(token_ids, values)).unsqueeze(1)
-        context = torch.cat([cell, tokens], dim=1)
+        genes = torch.cat([cell, self.embedding(token_ids, values)], dim=1)
+        key_mask = torch.cat([torch.ones_like(present[:, :1]), present], dim=1)
+        context = torch.cat([cell, self.latents + cell], dim=1)
+        context, attention = self._run_block(
+            self.reader, context, genes, return_attention, key_mask=key_mask
+        )
         for block in self.encoder:
-            context, _ = self._run_block(block, context, key_mask=mask)
+            context, _ = self._run_block(block, context)
         context = self.encoder_norm(context)
-        return {"context": context, "mask": mask, "z": context[:, 0]}
+        outputs = {"context": context, "z": context[:, 0], "tokens": token_ids, "present": present}
+        if return_attention:
+            outputs["attention"] = attention
+        return outputs
 
     def _run_block(
         self, block: nn.Module, *args, **kwargs
@@ -203,7 +221,6 @@ class TranslatorModule(BaseModuleClass):
         return {
             "context": inference_outputs["context"],
             "batch_index": tensors[REGISTRY_KEYS.BATCH_KEY],
-            "context_mask": inference_outputs["mask"],
         }
 
     def query_batch_embedding(self, batch_index: torch.Tensor | None, n_cells: int) -> torch.Tensor:
@@ -219,31 +236,54 @@ class TranslatorModule(BaseModuleClass):
         batch_index: torch.Tensor | None = None,
         protein_ids: torch.Tensor | None = None,
         return_attention: bool = False,
-        context_mask: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Predict standardised protein values for the queries ``protein_ids``.
-
-        ``context_mask`` is the ``mask`` of :meth:`inference` (tokens present in each cell).
 
         Returns
         -------
         ``protein``: ``(cells, proteins)``; with ``return_attention``, also ``attention``: the
-        last layer's head-averaged weights ``(cells, proteins, 1 + genes)``.
+        queries' head-averaged weights over the cell token and latents
+        ``(cells, proteins, 1 + n_latents)``.
         """
         protein_ids = self.protein_ids if protein_ids is None else protein_ids
-        n_cells = len(context)
-        cell = self.cell_to_query(context[:, 0]) + self.query_batch_embedding(batch_index, n_cells)
-        query = self.embedding.identity(protein_ids) + self.query_token
-        query = query.unsqueeze(0) + cell.unsqueeze(1)
-        attention = None
-        for block in self.decoder:
-            query, attention = self._run_block(
-                block, query, context, return_attention, key_mask=context_mask
-            )
-        outputs = {"protein": self.head(query).squeeze(-1)}
+        identity = self.embedding.identity(protein_ids)
+        query = (identity + self.query_token).unsqueeze(0)
+        attention_block = self.protein_attention
+        attended, attention = attention_block(query, context, return_attention, project=False)
+        cell = context[:, 0] + self.query_batch_embedding(batch_index, len(context))
+        # Read-out <w, cell + out(attended)>, with the linear projection ``out`` folded into
+        # the protein weights so that it is applied once per protein, not per cell.
+        weights, bias = self.readout(identity).split([identity.shape[1], 1], dim=1)
+        out = attention_block.out
+        protein = (
+            cell @ weights.T
+            + torch.einsum("cpd,pd->cp", attended, weights @ out.weight)
+            + weights @ out.bias
+        )
+        outputs = {"protein": protein / identity.shape[1] ** 0.5 + bias.squeeze(1)}
         if return_attention:
             outputs["attention"] = attention
         return outputs
+
+    @torch.inference_mode()
+    def gene_attention(
+        self, x: torch.Tensor, gene_ids: torch.Tensor, protein_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Attention of each protein query on each gene token of each cell.
+
+        The queries' weights over the cell token and latents times those tokens' read-in
+        weights over the genes (attention flow through the read-in; the encoder's mixing of
+        the latents is left out).
+
+        Returns
+        -------
+        Weights ``(cells, proteins, width)``, the cells' gene tokens and their mask
+        ``(cells, width)``.
+        """
+        encoded = self.inference(x, gene_ids=gene_ids, return_attention=True)
+        queried = self.generative(encoded["context"], None, protein_ids, return_attention=True)
+        flow = queried["attention"] @ encoded["attention"]
+        return flow[:, :, 1:], encoded["tokens"], encoded["present"]
 
     def standardized_target(
         self, protein: torch.Tensor, batch_index: torch.Tensor

@@ -39,20 +39,28 @@ class MultiHeadAttention(nn.Module):
         context: torch.Tensor,
         return_attention: bool = False,
         key_mask: torch.Tensor | None = None,
+        project: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend ``(cells, queries, n_hidden)`` to ``(cells, keys, n_hidden)``.
 
+        ``query`` may also be ``(1, queries, n_hidden)``, the same queries for every cell
+        (projected once).
+
         ``key_mask`` ``(cells, keys)``, ``True`` where a key may be attended to, leaves out
-        absent tokens (genes not measured in a cell); every row needs one ``True``.
+        absent tokens (genes not measured in a cell); every row needs one ``True``. With
+        ``project=False`` the heads are returned concatenated, before the output projection
+        ``out`` (for a caller that folds ``out`` into a linear read-out).
 
         Returns
         -------
         The attended queries and, with ``return_attention``, the head-averaged weights
         ``(cells, queries, keys)``.
         """
-        n_cells, n_queries, n_hidden = query.shape
+        n_cells, n_hidden = context.shape[0], context.shape[2]
+        n_queries = query.shape[1]
         head = n_hidden // self.n_heads
-        q = self.query(query).view(n_cells, n_queries, self.n_heads, head).transpose(1, 2)
+        q = self.query(query).view(len(query), n_queries, self.n_heads, head).transpose(1, 2)
+        q = q.expand(n_cells, -1, -1, -1)
         k, v = self.key_value(context).view(n_cells, -1, 2, self.n_heads, head).permute(2, 0, 3, 1, 4)
         weights = None
         mask = None if key_mask is None else key_mask[:, None, None, :]
@@ -66,7 +74,7 @@ class MultiHeadAttention(nn.Module):
         else:
             attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         attended = attended.transpose(1, 2).reshape(n_cells, n_queries, n_hidden)
-        return self.out(attended), weights
+        return (self.out(attended) if project else attended), weights
 
 
 class AttentionBlock(nn.Module):

@@ -45,10 +45,12 @@ def interactions(
     with it (e.g. CD79B for CD79b, KLRB1 for CD161), but over all protein-gene pairs of the
     panel it is close to chance; see ``benchmarks/downstream.py``.
 
-    ``method="attention"``: the weight each protein query gives each gene token in the last
-    cross-attention layer (averaged over heads), the first key (the cell token) left out. A
-    gene outside a cell's context (see ``max_genes``) counts 0 in that cell. Non-negative;
-    the weights of one protein sum to at most 1 per cell. Attention says where the query
+    ``method="attention"``: the attention flowing from each protein query to each gene token
+    (:meth:`~sctranslator.module.TranslatorModule.gene_attention`: the query's weights over
+    the cell token and latents times their read-in weights over the genes, averaged over
+    heads), the cell token as a key left out. A gene outside a cell's context (see
+    ``max_genes``) counts 0 in that cell. Non-negative; the weights of one protein sum to at
+    most 1 per cell. Attention says where the query
     reads, not how the prediction depends on a gene: on the PBMC cells it ranks own genes
     no better than chance (``benchmarks/downstream.py``).
 
@@ -143,16 +145,12 @@ def _attention(
     module, x: torch.Tensor, gene_ids: torch.Tensor, protein_ids: torch.Tensor
 ) -> torch.Tensor:
     """Attention summed over cells, ``(proteins, genes)`` in the columns of ``x``."""
-    encoded = module.inference(x, gene_ids=gene_ids)
-    attention = module.generative(
-        encoded["context"], None, protein_ids, return_attention=True, context_mask=encoded["mask"]
-    )["attention"]
-    tokens, _, _ = module.select_genes(gene_ids, module.normalize_rna(x))
+    attention, tokens, _ = module.gene_attention(x, gene_ids, protein_ids)
     position = torch.full((int(gene_ids.max()) + 1,), -1, device=x.device)
     position[gene_ids] = torch.arange(len(gene_ids), device=x.device)
     index = position[tokens].unsqueeze(1).expand(-1, len(protein_ids), -1)
     per_cell = torch.zeros(len(x), len(protein_ids), len(gene_ids), device=x.device)
-    per_cell.scatter_add_(2, index, attention[:, :, 1:].float())
+    per_cell.scatter_add_(2, index, attention.float())
     return per_cell.sum(0).double()
 
 
@@ -163,9 +161,7 @@ def _gradient_x_input(
     with torch.enable_grad():
         x = x.detach().clone().requires_grad_(True)
         encoded = module.inference(x, gene_ids=gene_ids)
-        prediction = module.generative(
-            encoded["context"], None, protein_ids, context_mask=encoded["mask"]
-        )["protein"]
+        prediction = module.generative(encoded["context"], None, protein_ids)["protein"]
         rows = []
         for j in range(len(protein_ids)):
             (grad,) = torch.autograd.grad(
