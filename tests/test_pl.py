@@ -43,7 +43,7 @@ def test_protein_correlation_bars(cells, tmp_path):
     assert heights[0] == pytest.approx(np.nanmax(r))
     assert f"{np.nanmean(r):.2f}" in ax.get_title()
     _png(tmp_path / "r.png")
-    with pytest.raises(FileExistsError):
+    with pytest.raises(FileExistsError, match="save to another path or remove it"):
         sct.pl.protein_correlation(predicted, measured, show=False, save=tmp_path / "r.png")
     _, own = plt.subplots()
     assert (

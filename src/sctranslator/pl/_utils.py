@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -24,6 +26,8 @@ def finish(ax: Axes | Figure, show: bool | None, save: str | None) -> Axes | Fig
     """
     figure = ax if isinstance(ax, Figure) else ax.figure
     if save is not None:
+        if Path(save).exists():
+            raise FileExistsError(f"{save} already exists; save to another path or remove it.")
         write_atomic(
             save,
             lambda path: figure.savefig(
