@@ -16,6 +16,8 @@ import pandas as pd
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_samples
 from sklearn.neighbors import NearestNeighbors
 
+from sctranslator._docstrings import metrics_dsp
+
 
 def _labels(values: Sequence, n_cells: int, what: str) -> np.ndarray:
     values = np.asarray(pd.Series(values).astype(str))
@@ -59,6 +61,7 @@ def clustering_agreement(clusters: Sequence, labels: Sequence) -> pd.Series:
     )
 
 
+@metrics_dsp.dedent
 def batch_entropy(embedding, batch: Sequence, n_neighbors: int = 30) -> float:
     """Mean entropy of the batch labels among each cell's nearest neighbours.
 
@@ -68,8 +71,7 @@ def batch_entropy(embedding, batch: Sequence, n_neighbors: int = 30) -> float:
 
     Parameters
     ----------
-    embedding
-        ``(cells, dimensions)`` coordinates.
+    %(param_embedding)s
     batch
         Batch of each cell; at least two batches.
     n_neighbors
@@ -97,15 +99,14 @@ def batch_entropy(embedding, batch: Sequence, n_neighbors: int = 30) -> float:
     return float(entropy.mean() / np.log(len(categories)))
 
 
+@metrics_dsp.dedent
 def silhouette_label(embedding, labels: Sequence) -> float:
     """Cell-type silhouette width rescaled to ``[0, 1]``: ``(ASW + 1) / 2``.
 
     Parameters
     ----------
-    embedding
-        ``(cells, dimensions)`` coordinates.
-    labels
-        Cell type of each cell.
+    %(param_embedding)s
+    %(param_labels)s
 
     Returns
     -------
@@ -120,6 +121,7 @@ def silhouette_label(embedding, labels: Sequence) -> float:
     return float((silhouette_samples(embedding, labels).mean() + 1) / 2)
 
 
+@metrics_dsp.dedent
 def silhouette_batch(embedding, batch: Sequence, labels: Sequence) -> float:
     """Batch mixing within cell types: ``1 - |silhouette of the batch labels|``.
 
@@ -129,12 +131,10 @@ def silhouette_batch(embedding, batch: Sequence, labels: Sequence) -> float:
 
     Parameters
     ----------
-    embedding
-        ``(cells, dimensions)`` coordinates.
+    %(param_embedding)s
     batch
         Batch of each cell.
-    labels
-        Cell type of each cell.
+    %(param_labels)s
 
     Returns
     -------
@@ -160,6 +160,7 @@ def silhouette_batch(embedding, batch: Sequence, labels: Sequence) -> float:
     return float(np.mean(scores))
 
 
+@metrics_dsp.dedent
 def integration_scores(
     embedding, batch: Sequence, labels: Sequence | None = None, n_neighbors: int = 30
 ) -> pd.Series:
@@ -167,8 +168,7 @@ def integration_scores(
 
     Parameters
     ----------
-    embedding
-        ``(cells, dimensions)`` coordinates.
+    %(param_embedding)s
     batch
         Batch of each cell.
     labels

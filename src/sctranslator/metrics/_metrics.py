@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from sctranslator._docstrings import metrics_dsp
+
 
 def _as_arrays(prediction, truth) -> tuple[np.ndarray, np.ndarray]:
     prediction = np.asarray(prediction, dtype=np.float64)
@@ -42,15 +44,14 @@ def _pearson_along(x: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
     return np.where((n >= 3) & (var_y > 1e-24), r, np.nan)
 
 
+@metrics_dsp.dedent
 def per_protein_pearson(prediction, truth) -> np.ndarray:
     """Pearson correlation across cells, one value per protein.
 
     Parameters
     ----------
-    prediction
-        Predicted values, ``(cells, proteins)`` array or DataFrame.
-    truth
-        Measured values on the same scale and in the same order; NaN where unmeasured.
+    %(param_prediction)s
+    %(param_truth)s
 
     Returns
     -------
@@ -63,15 +64,14 @@ def per_protein_pearson(prediction, truth) -> np.ndarray:
     return _pearson_along(*_as_arrays(prediction, truth), axis=0)
 
 
+@metrics_dsp.dedent
 def per_protein_spearman(prediction, truth) -> np.ndarray:
     """Spearman correlation across cells, one value per protein.
 
     Parameters
     ----------
-    prediction
-        Predicted values, ``(cells, proteins)`` array or DataFrame.
-    truth
-        Measured values on the same scale and in the same order; NaN where unmeasured.
+    %(param_prediction)s
+    %(param_truth)s
 
     Returns
     -------
@@ -88,15 +88,14 @@ def per_protein_spearman(prediction, truth) -> np.ndarray:
     return _pearson_along(ranks_pred, ranks_truth, axis=0)
 
 
+@metrics_dsp.dedent
 def per_cell_pearson(prediction, truth) -> np.ndarray:
     """Pearson correlation across proteins, one value per cell.
 
     Parameters
     ----------
-    prediction
-        Predicted values, ``(cells, proteins)`` array or DataFrame.
-    truth
-        Measured values on the same scale and in the same order; NaN where unmeasured.
+    %(param_prediction)s
+    %(param_truth)s
 
     Returns
     -------
@@ -109,15 +108,14 @@ def per_cell_pearson(prediction, truth) -> np.ndarray:
     return _pearson_along(*_as_arrays(prediction, truth), axis=1)
 
 
+@metrics_dsp.dedent
 def per_cell_cosine(prediction, truth) -> np.ndarray:
     """Cosine similarity across proteins, one value per cell (not a correlation).
 
     Parameters
     ----------
-    prediction
-        Predicted values, ``(cells, proteins)`` array or DataFrame.
-    truth
-        Measured values on the same scale and in the same order; NaN where unmeasured.
+    %(param_prediction)s
+    %(param_truth)s
 
     Returns
     -------
@@ -135,15 +133,14 @@ def per_cell_cosine(prediction, truth) -> np.ndarray:
         return np.where(norm > 0, (x * y).sum(1) / norm, np.nan)
 
 
+@metrics_dsp.dedent
 def rmse(prediction, truth) -> float:
     """Root mean squared error over measured values.
 
     Parameters
     ----------
-    prediction
-        Predicted values, ``(cells, proteins)`` array or DataFrame.
-    truth
-        Measured values on the same scale and in the same order; NaN where unmeasured.
+    %(param_prediction)s
+    %(param_truth)s
 
     Returns
     -------
@@ -158,16 +155,15 @@ def rmse(prediction, truth) -> float:
     return float(np.sqrt(np.mean((prediction[measured] - truth[measured]) ** 2)))
 
 
+@metrics_dsp.dedent
 def evaluate(prediction, truth) -> pd.Series:
     """The standard summary: per-protein Pearson/Spearman (mean, median), per-cell Pearson,
     per-cell cosine and RMSE.
 
     Parameters
     ----------
-    prediction
-        Predicted values, ``(cells, proteins)`` array or DataFrame.
-    truth
-        Measured values on the same scale and in the same order; NaN where unmeasured.
+    %(param_prediction)s
+    %(param_truth)s
 
     Returns
     -------

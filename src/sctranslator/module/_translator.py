@@ -192,8 +192,9 @@ class TranslatorModule(BaseModuleClass):
             kept[:, 0] = True  # the most expressed gene stays, so no cell is left empty
             present = present & kept
             values = torch.where(present, values, 0.0)
-        cell = self.cell_norm(self.embedding.pool(token_ids, values)).unsqueeze(1)
-        genes = torch.cat([cell, self.embedding(token_ids, values)], dim=1)
+        tokens, pooled = self.embedding(token_ids, values)
+        cell = self.cell_norm(pooled).unsqueeze(1)
+        genes = torch.cat([cell, tokens], dim=1)
         key_mask = torch.cat([torch.ones_like(present[:, :1]), present], dim=1)
         context = torch.cat([cell, self.latents + cell], dim=1)
         context, attention = self._run_block(

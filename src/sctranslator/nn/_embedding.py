@@ -25,23 +25,22 @@ class TokenValueEmbedding(nn.Module):
         self.identity = nn.Embedding(n_tokens, n_hidden)
         self.value = nn.Sequential(nn.Linear(1, n_hidden), nn.GELU(), nn.Linear(n_hidden, n_hidden))
 
-    def forward(self, token_ids: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, token_ids: torch.Tensor, values: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Embed ``values`` ``(cells, features)`` of tokens ``token_ids`` ``(cells, features)``.
 
         Returns
         -------
-        Tensor ``(cells, features, n_hidden)``.
+        The tokens ``(cells, features, n_hidden)`` and the pooled cell vector
+        ``(cells, n_hidden)``: the expression-weighted sum of the identity vectors, a linear
+        read-out of the whole profile scaled by ``1 / sqrt(n)`` with ``n`` the number of
+        nonzero values of the cell (zero-valued slots add nothing, so padding does not change
+        it). It seeds the cell token so that the model starts from a linear view of the cell
+        instead of a plateau.
         """
-        return self.identity(token_ids) + self.value(values.unsqueeze(-1))
-
-    def pool(self, token_ids: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-        """Expression-weighted sum of identity vectors, ``(cells, n_hidden)``.
-
-        A linear read-out of the whole profile, scaled by ``1 / sqrt(n)`` with ``n`` the
-        number of nonzero values of the cell (zero-valued slots add nothing, so padding does
-        not change it); it seeds the cell token so that the model starts from a linear view of
-        the cell instead of a plateau.
-        """
-        weighted = (self.identity(token_ids) * values.unsqueeze(-1)).sum(dim=1)
+        identity = self.identity(token_ids)
+        tokens = identity + self.value(values.unsqueeze(-1))
         n_expressed = (values != 0).sum(dim=1, keepdim=True).clamp_min(1)
-        return weighted / n_expressed**0.5
+        pooled = (identity * values.unsqueeze(-1)).sum(dim=1) / n_expressed**0.5
+        return tokens, pooled

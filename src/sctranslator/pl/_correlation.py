@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
+from sctranslator._docstrings import plot_dsp
 from sctranslator.metrics import per_protein_pearson, per_protein_spearman
 
 from ._utils import finish, new_axes
@@ -15,6 +16,7 @@ from ._utils import finish, new_axes
 _CORRELATIONS = {"pearson": per_protein_pearson, "spearman": per_protein_spearman}
 
 
+@plot_dsp.dedent
 def protein_correlation(
     predicted: pd.DataFrame,
     measured: pd.DataFrame,
@@ -38,12 +40,9 @@ def protein_correlation(
         Bars shown when ``proteins`` is not given.
     method
         ``"pearson"`` or ``"spearman"``.
-    ax
-        Axes to draw into; a new figure by default.
-    show
-        Show the figure; by default only in interactive sessions when not saving.
-    save
-        Write the figure to this path (the format from its suffix); an existing file is refused.
+    %(param_ax)s
+    %(param_show)s
+    %(param_save)s
 
     Returns
     -------

@@ -9,9 +9,12 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 from mudata import MuData
 
+from sctranslator._docstrings import plot_dsp
+
 from ._utils import finish
 
 
+@plot_dsp.dedent
 def embedding(
     data: AnnData | MuData,
     basis: str = "X_sct_joint",
@@ -41,10 +44,8 @@ def embedding(
         Components to plot, as in scanpy (``"1,2"`` by default).
     ax
         Axes to draw into (one ``color`` only); a new figure by default.
-    show
-        Show the figure; by default only in interactive sessions when not saving.
-    save
-        Write the figure to this path; an existing file is refused.
+    %(param_show)s
+    %(param_save)s
     **kwargs
         Passed to :func:`scanpy.pl.embedding` (``size``, ``palette``, ``legend_loc``...).
 

@@ -8,9 +8,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
+from sctranslator._docstrings import plot_dsp
+
 from ._utils import finish, new_axes
 
 
+@plot_dsp.dedent
 def interaction_heatmap(
     table: pd.DataFrame,
     proteins: Sequence[str] | None = None,
@@ -37,12 +40,9 @@ def interaction_heatmap(
     cmap
         Colour map; ``"viridis"`` for non-negative tables (attention), ``"RdBu_r"`` centred on
         0 for signed ones (gradient x input) by default.
-    ax
-        Axes to draw into; a new figure by default.
-    show
-        Show the figure; by default only in interactive sessions when not saving.
-    save
-        Write the figure to this path; an existing file is refused.
+    %(param_ax)s
+    %(param_show)s
+    %(param_save)s
 
     Returns
     -------

@@ -8,11 +8,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
+from sctranslator._docstrings import plot_dsp
+
 from ._utils import finish, new_axes
 
 _COLUMNS = ("group", "protein", "shift")
 
 
+@plot_dsp.dedent
 def perturbation_effect(
     table: pd.DataFrame,
     proteins: Sequence[str] | None = None,
@@ -32,12 +35,9 @@ def perturbation_effect(
         Proteins to show; by default the ``n_top`` with the largest absolute shift in any group.
     n_top
         Proteins shown when ``proteins`` is not given.
-    ax
-        Axes to draw into; a new figure by default.
-    show
-        Show the figure; by default only in interactive sessions when not saving.
-    save
-        Write the figure to this path; an existing file is refused.
+    %(param_ax)s
+    %(param_show)s
+    %(param_save)s
 
     Returns
     -------

@@ -10,11 +10,13 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from sctranslator._docstrings import plot_dsp
 from sctranslator.metrics import per_protein_pearson
 
 from ._utils import finish
 
 
+@plot_dsp.dedent
 def predicted_vs_measured(
     predicted: pd.DataFrame,
     measured: pd.DataFrame,
@@ -33,10 +35,8 @@ def predicted_vs_measured(
         Proteins to show; by default the 8 best predicted.
     ncols
         Panels per row.
-    show
-        Show the figure; by default only when not saving.
-    save
-        Write the figure to this path (atomically; an existing file is refused).
+    %(param_show)s
+    %(param_save)s
 
     Returns
     -------
