@@ -610,16 +610,11 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         description: str = "Encoding",
     ) -> Iterator[dict[str, torch.Tensor]]:
         """Yield the encoder outputs (``context``, ``z``...) of each batch of cells."""
-        loader = rna_loader(
-            query.matrix, query.all_obs_names, query.var_names, query.rows,
-            batch_size or settings.batch_size,
-        )
-        show = len(loader) > 10 if progress_bar is None else progress_bar
+        n_batches, batches = query.batches(batch_size)
+        show = n_batches > 10 if progress_bar is None else progress_bar
         self.module.eval()
         gene_ids = torch.as_tensor(query.gene_ids, device=self.device)
-        columns = torch.as_tensor(query.columns)
-        for tensors in tqdm(loader, desc=description, disable=not show):
-            x = tensors[REGISTRY_KEYS.X_KEY][:, columns]
+        for x in tqdm(batches, total=n_batches, desc=description, disable=not show):
             yield self.module.inference(x, gene_ids=gene_ids)
 
     # ---------------------------------------------------------------------- statistics
@@ -927,6 +922,15 @@ class _Query:
     def obs_names(self) -> np.ndarray:
         """Names of the selected cells."""
         return self.all_obs_names[self.rows]
+
+    def batches(self, batch_size: int | None) -> tuple[int, Iterator[torch.Tensor]]:
+        """Return the number of batches and an iterator over their counts on the known genes."""
+        loader = rna_loader(
+            self.matrix, self.all_obs_names, self.var_names, self.rows,
+            batch_size or settings.batch_size,
+        )
+        columns = torch.as_tensor(self.columns)
+        return len(loader), (tensors[REGISTRY_KEYS.X_KEY][:, columns] for tensors in loader)
 
 
 def _validate_training_data(

@@ -10,9 +10,8 @@ import pandas as pd
 import torch
 from anndata import AnnData
 from mudata import MuData
-from scvi import REGISTRY_KEYS, settings
+from scvi import REGISTRY_KEYS
 
-from sctranslator.data import rna_loader
 from sctranslator.data._vocabulary import UNKNOWN
 
 from ._utils import check_free, check_model
@@ -107,19 +106,10 @@ def interactions(
     module.eval()
     gene_ids = torch.as_tensor(query.gene_ids, device=device)
     protein_ids = torch.as_tensor(protein_ids, device=device)
-    columns = torch.as_tensor(query.columns)
-    loader = rna_loader(
-        query.matrix,
-        query.all_obs_names,
-        query.var_names,
-        query.rows,
-        batch_size or settings.batch_size,
-    )
+    attribute = _gradient_x_input if method == "gradient" else _attention
     total = torch.zeros(len(names), len(panel), dtype=torch.float64)
-    for tensors in loader:
-        x = tensors[REGISTRY_KEYS.X_KEY][:, columns].to(device)
-        attribute = _gradient_x_input if method == "gradient" else _attention
-        total += attribute(module, x, gene_ids, protein_ids).cpu()
+    for x in query.batches(batch_size)[1]:
+        total += attribute(module, x.to(device), gene_ids, protein_ids).cpu()
     table = pd.DataFrame(
         (total / len(query.rows)).numpy().T, index=panel, columns=pd.Index(names)
     ).iloc[rows]
