@@ -55,7 +55,7 @@ def main(path: Path) -> None:
         arrow(ax, (1.47, 3.77 - i * 0.62), (1.85, 2.4))
 
     # Cell token.
-    box(ax, 1.85, 3.55, 1.55, 0.6, "cell token\n(expression-weighted\nsum of identities)",
+    box(ax, 1.85, 3.55, 1.55, 0.6, "cell token\n(weighted sum of\nidentities: PCA start)",
         CELL, 7.5)
 
     # Encoder: the cell token and latents read the gene tokens, then self-attend.
@@ -77,8 +77,7 @@ def main(path: Path) -> None:
     arrow(ax, (5.65, 0.82), (6.5, 1.6), "queries")
 
     # Linear read-out and output.
-    box(ax, 7.95, 2.3, 1.1, 1.15, "linear read-out\nweights from\nprotein identity\n"
-        "+ batch", HEAD, 7.5)
+    box(ax, 7.95, 2.3, 1.1, 1.15, "dot product\nwith protein\nidentity\n+ batch, bias", HEAD, 7.5)
     arrow(ax, (7.55, 2.87), (7.95, 2.87))
     box(ax, 7.75, 0.6, 2.15, 1.35, "protein values\nstandardised per protein\n"
         "x std + mean\n= CLR scale", HEAD, 8)

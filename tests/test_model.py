@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+import torch
 
 import sctranslator as sct
 from helpers import batch
@@ -156,3 +157,31 @@ def test_batch_with_all_zero_protein_counts_as_unmeasured(pbmc):
     model = sct.SCTRANSLATOR(setup(mdata), n_hidden=16)
     mask = model.module.protein_batch_mask
     assert mask.shape == (2, 224) and not mask[1, 0] and mask[0, 0] and mask[:, 1:].all()
+
+
+def test_first_training_starts_from_the_training_rna_once(pbmc):
+    from helpers import setup
+
+    model = sct.SCTRANSLATOR(setup(batch(pbmc, "p3_0")), n_hidden=16, max_genes=64)
+    module = model.module
+    assert not bool(module.initialized)
+    random_identity = module.embedding.identity.weight.detach().clone()
+    model.train(max_epochs=1, enable_progress_bar=False)
+    assert bool(module.initialized)
+    genes = module.gene_ids
+    assert not np.allclose(module.embedding.identity.weight[genes].detach(), random_identity[genes])
+    trained_identity = module.embedding.identity.weight.detach().clone()
+    model.train(max_epochs=1, plan_kwargs={"lr": 0.0}, enable_progress_bar=False)
+    np.testing.assert_array_equal(module.embedding.identity.weight.detach(), trained_identity)
+
+
+def test_protein_axes_are_the_principal_axes_of_the_standardised_proteins(trained):
+    module = trained.module
+    axes = module.protein_axes.numpy()
+    assert axes.shape == (224, 32)
+    np.testing.assert_allclose(axes.T @ axes, np.eye(32), atol=1e-4)
+    counts = trained.adata["prot"].layers["counts"]
+    values = module.normalize_protein(torch.as_tensor(np.asarray(counts), dtype=torch.float32))
+    standardized = ((values - module.protein_mean) / module.protein_std).numpy()
+    first = np.linalg.svd(np.nan_to_num(standardized), full_matrices=False)[2][0]
+    assert abs(first @ axes[:, 0]) > 0.99

@@ -133,3 +133,40 @@ def test_gene_attention_flows_only_to_present_genes():
     assert (flow >= 0).all() and (flow.sum(-1) <= 1 + 1e-5).all()
     assert (flow.sum(-1) > 0).all()  # some weight reaches genes, the rest stays on the cell token
     assert torch.all(flow.masked_select(~present.unsqueeze(1).expand_as(flow)) == 0)
+
+
+def test_initialization_makes_the_cell_token_the_standardised_principal_components():
+    module = make_module(n_genes=40)
+    rng = np.random.default_rng(0)
+    programme = rng.gamma(1.0, 1.0, (2, 40))  # two cell states: most variance on one axis
+    x = torch.tensor(rng.poisson(programme[rng.integers(0, 2, 300)] * 3.0), dtype=torch.float32)
+    before = module.embedding.identity.weight[40:].clone()
+    module.initialize_from_data(x)
+    assert bool(module.initialized)
+    torch.testing.assert_close(module.embedding.identity.weight[40:], before)  # proteins untouched
+    with torch.no_grad():
+        values = module.normalize_rna(x)
+        cell = values @ module.embedding.identity.weight[:40] * module.cell_scale + module.cell_shift
+    assert cell.mean(0).abs().max() < 1e-4 and float(cell.std(0).mean()) == pytest.approx(1.0, rel=1e-3)
+    first_pc = np.linalg.svd((values - values.mean(0)).numpy(), full_matrices=False)[2][0]
+    loading = module.embedding.identity.weight[:40].detach().numpy()
+    assert abs(np.corrcoef(first_pc, loading[:, 0])[0, 1]) > 0.99
+
+
+def test_targets_are_projected_on_the_protein_axes_in_training_only():
+    module = TranslatorModule(
+        n_tokens=60, gene_ids=torch.arange(40), protein_ids=torch.arange(50, 55),
+        n_hidden=16, n_heads=2, protein_rank=1,
+    )
+    module.protein_axes = torch.tensor([[1.0], [0.0], [0.0], [0.0], [0.0]])
+    x = torch.poisson(torch.full((4, 40), 2.0))
+    y = torch.poisson(torch.full((4, 5), 20.0))
+    tensors = {REGISTRY_KEYS.X_KEY: x, REGISTRY_KEYS.PROTEIN_EXP_KEY: y, REGISTRY_KEYS.BATCH_KEY: torch.zeros(4, 1)}
+    target = module.standardized_target(y, tensors[REGISTRY_KEYS.BATCH_KEY])
+    exact = {"protein": target.clone()}
+    module.eval()
+    assert module.loss(tensors, {}, exact).loss == 0
+    module.train()  # only the first protein's axis is kept: the others' targets become 0
+    assert module.loss(tensors, {}, exact).loss == pytest.approx(float((target[:, 1:] ** 2).sum() / 20))
+    projected = {"protein": torch.cat([target[:, :1], torch.zeros(4, 4)], dim=1)}
+    assert module.loss(tensors, {}, projected).loss == 0

@@ -21,9 +21,12 @@ from sctranslator.nn import (
 
 FREEZE_PRESETS: dict[str, tuple[str, ...]] = {
     "encoder": (
-        "embedding.value", "cell_norm", "latents", "reader", "encoder", "encoder_norm",
+        "embedding.value", "cell_scale", "cell_shift", "latents", "reader", "encoder",
+        "encoder_norm",
     ),
 }
+# Per-protein statistics of the registered panel, computed from each model's own data.
+PANEL_STATISTICS = ("protein_mean", "protein_std", "protein_axes")
 
 
 class TranslatorModule(BaseModuleClass):
@@ -31,12 +34,18 @@ class TranslatorModule(BaseModuleClass):
 
     Each expressed gene becomes a token: the embedding of its identity plus an embedding of
     its normalised expression. A cell token, the expression-weighted sum of the gene
-    identities (a linear view of the whole profile), and ``n_latents`` learned latent tokens
-    **read** the gene tokens through one cross-attention block (as in Perceiver), then a
-    transformer encoder mixes these few tokens. Each requested protein becomes a query (its
-    token's embedding plus a learned "protein" vector) that attends to the encoded tokens; its
-    value is a linear read-out, whose weights come from the protein's token, of the cell
-    token plus what the query attended to and the batch embedding.
+    identities (a linear view of the whole profile, standardised by a learned scale and
+    shift), and ``n_latents`` learned latent tokens **read** the gene tokens through one
+    cross-attention block (as in Perceiver), then a transformer encoder mixes these few
+    tokens. Each requested protein becomes a query (its token's embedding plus a learned
+    "protein" vector) that attends to the encoded tokens; its value is the dot product of the
+    protein token's identity embedding with the cell token plus what the query attended to
+    and the batch embedding, plus a per-token bias.
+
+    Before the first training, :meth:`initialize_from_data` sets the gene identities to the
+    loadings of a PCA of the training RNA, so the cell token starts as the cell's principal
+    components (the representation on which ridge and kNN regressions do well with few
+    cells), and standardises it.
 
     Cost per cell is linear in its number of tokens (read-in) and in the number of proteins
     (read-out), with no per-protein feed-forward network; there is no positional encoding,
@@ -45,7 +54,9 @@ class TranslatorModule(BaseModuleClass):
 
     The read-out predicts the protein's normalised value standardised by the training mean
     and standard deviation of that protein (``protein_mean``, ``protein_std``), so every
-    protein weighs the same in the loss.
+    protein weighs the same in the loss. With ``protein_rank``, training targets are first
+    projected on the top principal axes of the training proteins (``protein_axes``), which
+    removes noise that no cell state explains (reduced-rank regression).
 
     Parameters
     ----------
@@ -80,6 +91,10 @@ class TranslatorModule(BaseModuleClass):
     protein_normalization
         Per-cell normalisation of protein counts, one of
         :data:`~sctranslator.nn.PROTEIN_NORMALIZATIONS`.
+    protein_rank
+        Number of principal axes of the standardised training proteins the training targets
+        are projected on; ``None`` (or at least the number of proteins) trains on the
+        targets as they are.
 
     Attributes
     ----------
@@ -104,6 +119,7 @@ class TranslatorModule(BaseModuleClass):
         gene_dropout: float = 0.0,
         rna_normalization: str = "log1p_cp10k",
         protein_normalization: str = "clr",
+        protein_rank: int | None = None,
     ):
         super().__init__()
         self.max_genes = max_genes
@@ -118,12 +134,16 @@ class TranslatorModule(BaseModuleClass):
         self.register_buffer("protein_ids", torch.as_tensor(protein_ids), persistent=False)
         self.register_buffer("protein_mean", torch.zeros(n_proteins))
         self.register_buffer("protein_std", torch.ones(n_proteins))
+        rank = n_proteins if protein_rank is None else min(protein_rank, n_proteins)
+        self.register_buffer("protein_axes", torch.eye(n_proteins)[:, :rank])
+        self.register_buffer("initialized", torch.tensor(False))
         self.register_buffer(
             "protein_batch_mask", torch.ones(n_batch, n_proteins, dtype=torch.bool), persistent=False
         )
 
         self.embedding = TokenValueEmbedding(n_tokens, n_hidden)
-        self.cell_norm = nn.LayerNorm(n_hidden)
+        self.cell_scale = nn.Parameter(torch.ones(()))
+        self.cell_shift = nn.Parameter(torch.zeros(n_hidden))
         self.latents = nn.Parameter(torch.randn(n_latents, n_hidden) * 0.02)
         self.reader = AttentionBlock(n_hidden, n_heads, dropout, cross=True)
         self.encoder = nn.ModuleList(
@@ -134,7 +154,8 @@ class TranslatorModule(BaseModuleClass):
         self.protein_attention = MultiHeadAttention(n_hidden, n_heads)
         self.batch_embedding = nn.Embedding(n_batch, n_hidden)
         nn.init.zeros_(self.batch_embedding.weight)
-        self.readout = nn.Linear(n_hidden, n_hidden + 1)
+        self.protein_bias = nn.Embedding(n_tokens, 1)
+        nn.init.zeros_(self.protein_bias.weight)
 
     def select_genes(
         self, gene_ids: torch.Tensor, values: torch.Tensor
@@ -176,6 +197,8 @@ class TranslatorModule(BaseModuleClass):
 
         Only expressed genes are tokens (see :meth:`select_genes`): zero and NaN (not
         measured) values are masked out of the read-in attention and of the cell token.
+        Genes left out by gene dropout in training are made up for by scaling the cell
+        token's sum by ``1 / (1 - gene_dropout)``, as in inverted dropout.
 
         Returns
         -------
@@ -187,13 +210,16 @@ class TranslatorModule(BaseModuleClass):
         """
         gene_ids = self.gene_ids if gene_ids is None else gene_ids
         token_ids, values, present = self.select_genes(gene_ids, self.normalize_rna(x))
-        if self.training and self.gene_dropout > 0:
+        dropping = self.training and self.gene_dropout > 0
+        if dropping:
             kept = torch.rand(present.shape, device=present.device) >= self.gene_dropout
             kept[:, 0] = True  # the most expressed gene stays, so no cell is left empty
             present = present & kept
             values = torch.where(present, values, 0.0)
         tokens, pooled = self.embedding(token_ids, values)
-        cell = self.cell_norm(pooled).unsqueeze(1)
+        if dropping:
+            pooled = pooled / (1 - self.gene_dropout)
+        cell = (pooled * self.cell_scale + self.cell_shift).unsqueeze(1)
         genes = torch.cat([cell, tokens], dim=1)
         key_mask = torch.cat([torch.ones_like(present[:, :1]), present], dim=1)
         context = torch.cat([cell, self.latents + cell], dim=1)
@@ -252,16 +278,17 @@ class TranslatorModule(BaseModuleClass):
         attention_block = self.protein_attention
         attended, attention = attention_block(query, context, return_attention, project=False)
         cell = context[:, 0] + self.query_batch_embedding(batch_index, len(context))
-        # Read-out <w, cell + out(attended)>, with the linear projection ``out`` folded into
-        # the protein weights so that it is applied once per protein, not per cell.
-        weights, bias = self.readout(identity).split([identity.shape[1], 1], dim=1)
+        # Read-out <e, cell + out(attended)> with e the protein's identity embedding; the
+        # linear projection ``out`` is folded into the protein weights so that it is applied
+        # once per protein, not per cell.
         out = attention_block.out
         protein = (
-            cell @ weights.T
-            + torch.einsum("cpd,pd->cp", attended, weights @ out.weight)
-            + weights @ out.bias
+            cell @ identity.T
+            + torch.einsum("cpd,pd->cp", attended, identity @ out.weight)
+            + identity @ out.bias
         )
-        outputs = {"protein": protein / identity.shape[1] ** 0.5 + bias.squeeze(1)}
+        bias = self.protein_bias(protein_ids).squeeze(1)
+        outputs = {"protein": protein / identity.shape[1] ** 0.5 + bias}
         if return_attention:
             outputs["attention"] = attention
         return outputs
@@ -304,11 +331,18 @@ class TranslatorModule(BaseModuleClass):
         inference_outputs: dict[str, torch.Tensor],
         generative_outputs: dict[str, torch.Tensor],
     ) -> LossOutput:
-        """Mean squared error over the measured proteins; unmeasured ones are masked out."""
+        """Mean squared error over the measured proteins; unmeasured ones are masked out.
+
+        In training, targets are projected on ``protein_axes`` first (unmeasured values
+        count as the protein's mean there); validation compares with the targets as measured.
+        """
         target = self.standardized_target(
             tensors[REGISTRY_KEYS.PROTEIN_EXP_KEY], tensors[REGISTRY_KEYS.BATCH_KEY]
         )
         measured = ~torch.isnan(target)
+        if self.training and self.protein_axes.shape[1] < self.protein_axes.shape[0]:
+            axes = self.protein_axes
+            target = torch.where(measured, torch.nan_to_num(target) @ axes @ axes.T, torch.nan)
         error = torch.where(measured, generative_outputs["protein"] - target, 0.0) ** 2
         n_measured = measured.sum(dim=1)
         per_cell = error.sum(dim=1) / n_measured.clamp_min(1)
@@ -346,6 +380,30 @@ class TranslatorModule(BaseModuleClass):
         return frozen
 
     @torch.no_grad()
+    def initialize_from_data(self, x: torch.Tensor) -> None:
+        """Start from the training RNA ``x`` (raw counts of the registered genes, some cells).
+
+        The identities of the registered genes become the loadings of a PCA of the normalised
+        RNA (scaled to the spread of a random embedding), so the cell token is the cell's
+        principal-component scores; the cell token's scale and shift then standardise it over
+        these cells. Called once, before the first training, by
+        :class:`~sctranslator.train.DataInitialization`; sets :attr:`initialized`.
+        """
+        values = torch.nan_to_num(self.normalize_rna(x))
+        n_genes, n_hidden = values.shape[1], self.cell_shift.shape[0]
+        rank = min(n_hidden, *values.shape)
+        _, _, loadings = torch.svd_lowrank(values - values.mean(0), q=rank, niter=4)
+        identity = torch.zeros(n_genes, n_hidden, device=values.device)
+        identity[:, :rank] = loadings * n_genes**0.5
+        self.embedding.identity.weight[self.gene_ids] = identity
+        token_ids, kept, _ = self.select_genes(self.gene_ids, self.normalize_rna(x))
+        pooled = (self.embedding.identity(token_ids) * kept.unsqueeze(-1)).sum(1)
+        spread = pooled.std(0).mean().clamp_min(1e-6)
+        self.cell_scale.fill_(float(1 / spread))
+        self.cell_shift.copy_(-pooled.mean(0) / spread)
+        self.initialized.fill_(True)
+
+    @torch.no_grad()
     def transfer_from(
         self, reference: TranslatorModule, new_token_sources: Sequence[Sequence[int]] = ()
     ) -> None:
@@ -353,11 +411,12 @@ class TranslatorModule(BaseModuleClass):
 
         The tokens of ``reference`` must be the first tokens of this module, in the same order
         (:meth:`sctranslator.data.Vocabulary.extend` guarantees it). Every weight is copied (the
-        reference is not changed), except the per-protein statistics, which belong to the new
-        data. Token ``len(reference vocabulary) + i`` starts as the mean identity of the
+        reference is not changed), except the per-protein statistics of the panel
+        (:data:`PANEL_STATISTICS`), which belong to the new data. Token
+        ``len(reference vocabulary) + i`` starts with the mean identity and protein bias of the
         reference tokens ``new_token_sources[i]`` (e.g. an antibody's coding genes) or, without
-        any, as a random vector of the reference identities' spread. Batches start as the mean
-        of the reference batch embeddings.
+        any, with a random identity of the reference identities' spread and no bias. Batches
+        start as the mean of the reference batch embeddings.
 
         Raises
         ------
@@ -366,20 +425,19 @@ class TranslatorModule(BaseModuleClass):
         """
         own = self.state_dict()
         source = reference.state_dict()
-        identity = "embedding.identity.weight"
-        n_reference = len(source[identity])
-        if len(own[identity]) < n_reference:
+        n_reference = len(source["embedding.identity.weight"])
+        if len(own["embedding.identity.weight"]) < n_reference:
             raise ValueError("This module's vocabulary does not extend the reference's.")
         for name, value in source.items():
-            if name in ("protein_mean", "protein_std"):
+            if name in PANEL_STATISTICS:
                 continue
-            if name == identity:
+            if name in ("embedding.identity.weight", "protein_bias.weight"):
                 own[name][:n_reference] = value
-                spread = value.std(0)
+                spread = value.std(0) if name == "embedding.identity.weight" else 0.0
                 for offset, row in enumerate(range(n_reference, len(own[name]))):
                     has_sources = offset < len(new_token_sources)
                     sources = list(new_token_sources[offset]) if has_sources else []
-                    fresh = torch.randn_like(spread) * spread
+                    fresh = torch.randn_like(value[0]) * spread
                     own[name][row] = value[sources].mean(0) if sources else fresh
             elif name == "batch_embedding.weight":
                 own[name][:] = value.mean(0)

@@ -34,13 +34,12 @@ class TokenValueEmbedding(nn.Module):
         -------
         The tokens ``(cells, features, n_hidden)`` and the pooled cell vector
         ``(cells, n_hidden)``: the expression-weighted sum of the identity vectors, a linear
-        read-out of the whole profile scaled by ``1 / sqrt(n)`` with ``n`` the number of
-        nonzero values of the cell (zero-valued slots add nothing, so padding does not change
-        it). It seeds the cell token so that the model starts from a linear view of the cell
-        instead of a plateau.
+        projection of the whole profile (zero-valued slots add nothing, so padding does not
+        change it). When the gene identities hold the loadings of a PCA of the RNA (see
+        :meth:`~sctranslator.module.TranslatorModule.initialize_from_data`), it is the
+        cell's principal-component scores.
         """
         identity = self.identity(token_ids)
         tokens = identity + self.value(values.unsqueeze(-1))
-        n_expressed = (values != 0).sum(dim=1, keepdim=True).clamp_min(1)
-        pooled = (identity * values.unsqueeze(-1)).sum(dim=1) / n_expressed**0.5
+        pooled = (identity * values.unsqueeze(-1)).sum(dim=1)
         return tokens, pooled

@@ -1,7 +1,8 @@
 """Training plan and metrics used during training."""
 
 from ._best_weights import BestWeights
+from ._initialization import DataInitialization
 from ._pearson import MaskedPearson
 from ._trainingplan import TranslatorTrainingPlan
 
-__all__ = ["BestWeights", "MaskedPearson", "TranslatorTrainingPlan"]
+__all__ = ["BestWeights", "DataInitialization", "MaskedPearson", "TranslatorTrainingPlan"]
