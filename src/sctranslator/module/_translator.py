@@ -98,6 +98,10 @@ class TranslatorModule(BaseModuleClass):
 
     Attributes
     ----------
+    initialized
+        Boolean buffer, True once :meth:`initialize_from_data` has run (saved with the
+        weights and copied by :meth:`transfer_from`, so training never restarts from the
+        data over learnt weights).
     gradient_checkpointing
         When True, attention blocks recompute their activations in the backward pass during
         training (:func:`torch.utils.checkpoint.checkpoint`) instead of storing them. Set by
