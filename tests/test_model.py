@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
+from helpers import batch
 
 import sctranslator as sct
-from helpers import batch
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +169,8 @@ def test_first_training_starts_from_the_training_rna_once(pbmc):
     model.train(max_epochs=1, enable_progress_bar=False)
     assert bool(module.initialized)
     genes = module.gene_ids
-    assert not np.allclose(module.embedding.identity.weight[genes].detach(), random_identity[genes])
+    started = module.embedding.identity.weight[genes].detach()
+    assert not np.allclose(started, random_identity[genes])
     trained_identity = module.embedding.identity.weight.detach().clone()
     model.train(max_epochs=1, plan_kwargs={"lr": 0.0}, enable_progress_bar=False)
     np.testing.assert_array_equal(module.embedding.identity.weight.detach(), trained_identity)

@@ -146,8 +146,10 @@ def test_initialization_makes_the_cell_token_the_standardised_principal_componen
     torch.testing.assert_close(module.embedding.identity.weight[40:], before)  # proteins untouched
     with torch.no_grad():
         values = module.normalize_rna(x)
-        cell = values @ module.embedding.identity.weight[:40] * module.cell_scale + module.cell_shift
-    assert cell.mean(0).abs().max() < 1e-4 and float(cell.std(0).mean()) == pytest.approx(1.0, rel=1e-3)
+        pooled = values @ module.embedding.identity.weight[:40]
+        cell = pooled * module.cell_scale + module.cell_shift
+    assert cell.mean(0).abs().max() < 1e-4
+    assert float(cell.std(0).mean()) == pytest.approx(1.0, rel=1e-3)
     first_pc = np.linalg.svd((values - values.mean(0)).numpy(), full_matrices=False)[2][0]
     loading = module.embedding.identity.weight[:40].detach().numpy()
     assert abs(np.corrcoef(first_pc, loading[:, 0])[0, 1]) > 0.99
@@ -161,12 +163,18 @@ def test_targets_are_projected_on_the_protein_axes_in_training_only():
     module.protein_axes = torch.tensor([[1.0], [0.0], [0.0], [0.0], [0.0]])
     x = torch.poisson(torch.full((4, 40), 2.0))
     y = torch.poisson(torch.full((4, 5), 20.0))
-    tensors = {REGISTRY_KEYS.X_KEY: x, REGISTRY_KEYS.PROTEIN_EXP_KEY: y, REGISTRY_KEYS.BATCH_KEY: torch.zeros(4, 1)}
-    target = module.standardized_target(y, tensors[REGISTRY_KEYS.BATCH_KEY])
+    batch_index = torch.zeros(4, 1)
+    tensors = {
+        REGISTRY_KEYS.X_KEY: x,
+        REGISTRY_KEYS.PROTEIN_EXP_KEY: y,
+        REGISTRY_KEYS.BATCH_KEY: batch_index,
+    }
+    target = module.standardized_target(y, batch_index)
     exact = {"protein": target.clone()}
     module.eval()
     assert module.loss(tensors, {}, exact).loss == 0
     module.train()  # only the first protein's axis is kept: the others' targets become 0
-    assert module.loss(tensors, {}, exact).loss == pytest.approx(float((target[:, 1:] ** 2).sum() / 20))
+    residual = float((target[:, 1:] ** 2).sum() / 20)
+    assert module.loss(tensors, {}, exact).loss == pytest.approx(residual)
     projected = {"protein": torch.cat([target[:, :1], torch.zeros(4, 4)], dim=1)}
     assert module.loss(tensors, {}, projected).loss == 0

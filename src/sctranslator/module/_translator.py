@@ -393,15 +393,15 @@ class TranslatorModule(BaseModuleClass):
         these cells. Called once, before the first training, by
         :class:`~sctranslator.train.DataInitialization`; sets :attr:`initialized`.
         """
-        values = torch.nan_to_num(self.normalize_rna(x))
+        normalized = self.normalize_rna(x)
+        values = torch.nan_to_num(normalized)
         n_genes, n_hidden = values.shape[1], self.cell_shift.shape[0]
         rank = min(n_hidden, *values.shape)
         _, _, loadings = torch.svd_lowrank(values - values.mean(0), q=rank, niter=4)
         identity = torch.zeros(n_genes, n_hidden, device=values.device)
         identity[:, :rank] = loadings * n_genes**0.5
         self.embedding.identity.weight[self.gene_ids] = identity
-        token_ids, kept, _ = self.select_genes(self.gene_ids, self.normalize_rna(x))
-        pooled = (self.embedding.identity(token_ids) * kept.unsqueeze(-1)).sum(1)
+        _, pooled = self.embedding(*self.select_genes(self.gene_ids, normalized)[:2])
         spread = pooled.std(0).mean().clamp_min(1e-6)
         self.cell_scale.fill_(float(1 / spread))
         self.cell_shift.copy_(-pooled.mean(0) / spread)

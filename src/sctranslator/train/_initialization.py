@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import lightning.pytorch as pl
 import numpy as np
 import torch
@@ -33,6 +35,14 @@ class DataInitialization(pl.Callback):
         if bool(module.initialized):
             return
         splitter = trainer.datamodule
+        if getattr(splitter, "train_idx", None) is None:
+            warnings.warn(
+                "The data module has no `train_idx`: the model starts from random weights "
+                "instead of the training RNA.",
+                UserWarning,
+                stacklevel=settings.warnings_stacklevel,
+            )
+            return
         rows = np.asarray(splitter.train_idx)
         if len(rows) > self.max_cells:
             rows = np.random.default_rng(settings.seed).choice(rows, self.max_cells, replace=False)
