@@ -437,12 +437,14 @@ class TranslatorModule(BaseModuleClass):
                 continue
             if name in ("embedding.identity.weight", "protein_bias.weight"):
                 own[name][:n_reference] = value
-                spread = value.std(0) if name == "embedding.identity.weight" else 0.0
+                spread = value.std(0)
                 for offset, row in enumerate(range(n_reference, len(own[name]))):
                     has_sources = offset < len(new_token_sources)
                     sources = list(new_token_sources[offset]) if has_sources else []
-                    fresh = torch.randn_like(value[0]) * spread
-                    own[name][row] = value[sources].mean(0) if sources else fresh
+                    if sources:
+                        own[name][row] = value[sources].mean(0)
+                    elif name == "embedding.identity.weight":  # a new bias stays at zero
+                        own[name][row] = torch.randn_like(spread) * spread
             elif name == "batch_embedding.weight":
                 own[name][:] = value.mean(0)
             elif name not in own or own[name].shape != value.shape:
