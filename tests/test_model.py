@@ -8,6 +8,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 from helpers import batch
+from scvi import REGISTRY_KEYS
 
 import sctranslator as sct
 
@@ -186,3 +187,25 @@ def test_protein_axes_are_the_principal_axes_of_the_standardised_proteins(traine
     standardized = ((values - module.protein_mean) / module.protein_std).numpy()
     first = np.linalg.svd(np.nan_to_num(standardized), full_matrices=False)[2][0]
     assert abs(first @ axes[:, 0]) > 0.99
+
+
+def test_each_training_fits_the_neighbour_teacher_to_its_training_cells(pbmc):
+    from helpers import setup
+
+    model = sct.SCTRANSLATOR(setup(batch(pbmc, "p3_0")), n_hidden=16, max_genes=64)
+    module = model.module
+    assert module.neighbor_targets is None
+    model.train(max_epochs=1, train_size=0.5, enable_progress_bar=False)
+    n_train = len(model.train_indices)
+    assert module.neighbor_targets.shape == (n_train, 224)
+    assert module.neighbor_coordinates.shape == (n_train, 50 + 50)
+    rows = np.sort(model.train_indices)
+    proteins = torch.as_tensor(model.adata["prot"].layers["counts"][rows], dtype=torch.float32)
+    batches = model.adata_manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY)
+    batch_index = torch.as_tensor(np.asarray(batches)[rows])
+    torch.testing.assert_close(
+        module.neighbor_targets, module.standardized_target(proteins, batch_index), equal_nan=True
+    )
+    off = sct.SCTRANSLATOR(setup(batch(pbmc, "p3_0")), n_hidden=16, target_smoothing=0.0)
+    off.train(max_epochs=1, enable_progress_bar=False)
+    assert off.module.neighbor_targets is None and bool(off.module.initialized)

@@ -94,6 +94,17 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         principal axes, computed from the registered proteins; ``None`` trains on them as
         measured. On the PBMC task (train p3_0, predict p4_0) 32 raised held-out per-protein
         Pearson from 0.339 to 0.343 (mean of three seeds).
+    target_smoothing
+        Weight, in ``[0, 1]``, of the neighbours' mean in each training target: a cell's
+        standardised proteins are blended with the mean of its ``smoothing_neighbors``
+        nearest training cells in the joint space of RNA and protein principal components
+        (at most 2,048 training cells are candidates), which averages out the protein noise
+        of single cells. Validation and predictions use the proteins as measured; 0 turns it
+        off. On the PBMC task 0.5 raised held-out per-protein Pearson from 0.343 to 0.356
+        (mean of three seeds); on the shifted synthetic task it cost 0.008 (0.765).
+    smoothing_neighbors
+        Number of neighbours averaged for ``target_smoothing``; at most 5 % of the candidate
+        cells, so that a small training set is not smoothed towards its mean.
     vocabulary
         Token vocabulary. By default, the registered genes and proteins. A given vocabulary is
         extended with the registered genes and proteins it does not know (transfer learning,
@@ -135,6 +146,8 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         rna_normalization: str = "log1p_cp10k",
         protein_normalization: str = "clr",
         protein_rank: int | None = 32,
+        target_smoothing: float = 0.5,
+        smoothing_neighbors: int = 15,
         vocabulary: Vocabulary | None = None,
         freeze: str | Sequence[str] | None = None,
     ):
@@ -163,6 +176,8 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
             rna_normalization=rna_normalization,
             protein_normalization=protein_normalization,
             protein_rank=protein_rank,
+            target_smoothing=target_smoothing,
+            smoothing_neighbors=smoothing_neighbors,
         )
         self.module.freeze(freeze)
         if adata is not None:
@@ -174,7 +189,8 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
             f"encoder layers: {n_encoder_layers}, max_genes: {max_genes}, "
             f"gene_dropout: {gene_dropout}, "
             f"RNA: {rna_normalization}, protein: {protein_normalization}, "
-            f"protein_rank: {protein_rank}"
+            f"protein_rank: {protein_rank}, target_smoothing: {target_smoothing} "
+            f"({smoothing_neighbors} neighbours)"
         )
         self.init_params_ = self._get_init_params(locals())
 

@@ -27,6 +27,20 @@ FREEZE_PRESETS: dict[str, tuple[str, ...]] = {
 }
 # Per-protein statistics of the registered panel, computed from each model's own data.
 PANEL_STATISTICS = ("protein_mean", "protein_std", "protein_axes")
+# The teacher of target smoothing: training cells' principal components and proteins, set before
+# each training and never saved.
+NEIGHBOR_TEACHER = (
+    "neighbor_rna_center", "neighbor_rna_loadings", "neighbor_protein_center",
+    "neighbor_protein_loadings", "neighbor_scales", "neighbor_coordinates", "neighbor_targets",
+)
+
+
+def principal_axes(values: torch.Tensor, n_components: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and top principal axes ``(features, n)`` of ``values`` ``(cells, features)``."""
+    center = values.mean(0)
+    rank = min(n_components, *values.shape)
+    _, _, axes = torch.svd_lowrank(values - center, q=rank, niter=4)
+    return center, axes
 
 
 class TranslatorModule(BaseModuleClass):
@@ -56,7 +70,11 @@ class TranslatorModule(BaseModuleClass):
     and standard deviation of that protein (``protein_mean``, ``protein_std``), so every
     protein weighs the same in the loss. With ``protein_rank``, training targets are first
     projected on the top principal axes of the training proteins (``protein_axes``), which
-    removes noise that no cell state explains (reduced-rank regression).
+    removes noise that no cell state explains (reduced-rank regression). With
+    ``target_smoothing``, each training target is also blended with the mean target of the
+    cell's nearest training cells in the joint space of RNA and protein principal components
+    (a k-nearest-neighbour teacher set by :meth:`set_neighbor_targets`), which averages out
+    the protein noise of single cells.
 
     Parameters
     ----------
@@ -95,6 +113,12 @@ class TranslatorModule(BaseModuleClass):
         Number of principal axes of the standardised training proteins the training targets
         are projected on; ``None`` (or at least the number of proteins) trains on the
         targets as they are.
+    target_smoothing
+        Weight of the neighbours' mean in each training target, in ``[0, 1]``; 0 trains on
+        each cell's own proteins.
+    smoothing_neighbors
+        Number of nearest training cells whose proteins are averaged for ``target_smoothing``
+        (at most 5 % of the teacher cells).
 
     Attributes
     ----------
@@ -124,10 +148,18 @@ class TranslatorModule(BaseModuleClass):
         rna_normalization: str = "log1p_cp10k",
         protein_normalization: str = "clr",
         protein_rank: int | None = None,
+        target_smoothing: float = 0.0,
+        smoothing_neighbors: int = 15,
     ):
         super().__init__()
+        if not 0 <= target_smoothing <= 1:
+            raise ValueError(f"target_smoothing must be in [0, 1], not {target_smoothing}.")
+        if smoothing_neighbors < 1:
+            raise ValueError(f"smoothing_neighbors must be positive, not {smoothing_neighbors}.")
         self.max_genes = max_genes
         self.gene_dropout = gene_dropout
+        self.target_smoothing = target_smoothing
+        self.smoothing_neighbors = smoothing_neighbors
         self.gradient_checkpointing = False
         self.normalize_rna = get_normalization(rna_normalization, RNA_NORMALIZATIONS, "RNA")
         self.normalize_protein = get_normalization(
@@ -141,6 +173,9 @@ class TranslatorModule(BaseModuleClass):
         rank = n_proteins if protein_rank is None else min(protein_rank, n_proteins)
         self.register_buffer("protein_axes", torch.eye(n_proteins)[:, :rank])
         self.register_buffer("initialized", torch.tensor(False))
+        # The neighbour teacher of the current training data (see set_neighbor_targets).
+        for name in NEIGHBOR_TEACHER:
+            self.register_buffer(name, None, persistent=False)
         self.register_buffer(
             "protein_batch_mask", torch.ones(n_batch, n_proteins, dtype=torch.bool), persistent=False
         )
@@ -329,6 +364,75 @@ class TranslatorModule(BaseModuleClass):
         protein = torch.where(measured, protein, torch.nan)
         return (self.normalize_protein(protein) - self.protein_mean) / self.protein_std
 
+    def _neighbor_space(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Teacher coordinates of cells: RNA counts ``x`` and standardised proteins ``target``.
+
+        The cells' scores on the teacher's RNA and protein principal components, each part
+        divided by its total spread over the teacher cells so that both weigh the same.
+        """
+        rna = torch.nan_to_num(self.normalize_rna(x)) - self.neighbor_rna_center
+        protein = torch.nan_to_num(target) - self.neighbor_protein_center
+        return torch.cat(
+            [
+                rna @ self.neighbor_rna_loadings / self.neighbor_scales[0],
+                protein @ self.neighbor_protein_loadings / self.neighbor_scales[1],
+            ],
+            dim=1,
+        )
+
+    @torch.no_grad()
+    def set_neighbor_targets(
+        self, x: torch.Tensor, protein: torch.Tensor, batch_index: torch.Tensor, n_pcs: int = 50
+    ) -> None:
+        """Fit the neighbour teacher of ``target_smoothing`` to some training cells.
+
+        Keeps the cells with a measured protein and stores, as buffers that are not saved,
+        their standardised proteins (:meth:`standardized_target`) and their coordinates on the
+        top ``n_pcs`` principal components of their normalised RNA and of those proteins
+        (unmeasured values count as the mean). Called before each training by
+        :class:`~sctranslator.train.DataInitialization`; with fewer than two such cells there
+        is no teacher.
+        """
+        for name in NEIGHBOR_TEACHER:
+            setattr(self, name, None)
+        target = self.standardized_target(protein, batch_index)
+        measured = ~target.isnan().all(dim=1)
+        if measured.sum() < 2:
+            return
+        x, target = x[measured], target[measured]
+        rna = torch.nan_to_num(self.normalize_rna(x))
+        self.neighbor_rna_center, self.neighbor_rna_loadings = principal_axes(rna, n_pcs)
+        axes = principal_axes(torch.nan_to_num(target), n_pcs)
+        self.neighbor_protein_center, self.neighbor_protein_loadings = axes
+        self.neighbor_scales = torch.ones(2, device=x.device)
+        scores = self._neighbor_space(x, target)
+        n_rna = self.neighbor_rna_loadings.shape[1]
+        spread = [part.var(0).sum().sqrt() for part in (scores[:, :n_rna], scores[:, n_rna:])]
+        self.neighbor_scales = torch.stack(spread).clamp_min(1e-8)
+        self.neighbor_coordinates = self._neighbor_space(x, target)
+        self.neighbor_targets = target
+
+    def smoothed_target(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Blend standardised targets with the mean target of each cell's neighbours.
+
+        ``(1 - target_smoothing) * target + target_smoothing * teacher``, where the teacher is
+        the mean standardised protein of the ``smoothing_neighbors`` (at most 5 % of the
+        teacher cells, at least one) teacher cells nearest to the cell in the joint space of
+        RNA and protein principal components (the cell itself among them when it is a teacher
+        cell). Unmeasured targets stay NaN; where no neighbour measured a protein, the cell's
+        own value is kept. Without a teacher (:meth:`set_neighbor_targets` not called) or
+        smoothing, returns ``target``.
+        """
+        if self.target_smoothing == 0 or self.neighbor_targets is None:
+            return target
+        distances = torch.cdist(self._neighbor_space(x, target), self.neighbor_coordinates)
+        # At most 5 % of the teacher cells, so a few cells are not smoothed towards their mean.
+        k = min(self.smoothing_neighbors, max(1, len(self.neighbor_targets) // 20))
+        nearest = distances.topk(k, dim=1, largest=False).indices
+        teacher = torch.nanmean(self.neighbor_targets[nearest], dim=1)
+        blended = torch.lerp(target, teacher, self.target_smoothing)
+        return torch.where(torch.isnan(teacher), target, blended)
+
     def loss(
         self,
         tensors: dict[str, torch.Tensor],
@@ -337,13 +441,16 @@ class TranslatorModule(BaseModuleClass):
     ) -> LossOutput:
         """Mean squared error over the measured proteins; unmeasured ones are masked out.
 
-        In training, targets are projected on ``protein_axes`` first (unmeasured values
+        In training, targets are first blended with the neighbour teacher's
+        (:meth:`smoothed_target`), then projected on ``protein_axes`` (unmeasured values
         count as the protein's mean there); validation compares with the targets as measured.
         """
         target = self.standardized_target(
             tensors[REGISTRY_KEYS.PROTEIN_EXP_KEY], tensors[REGISTRY_KEYS.BATCH_KEY]
         )
         measured = ~torch.isnan(target)
+        if self.training:
+            target = self.smoothed_target(tensors[REGISTRY_KEYS.X_KEY], target)
         if self.training and self.protein_axes.shape[1] < self.protein_axes.shape[0]:
             axes = self.protein_axes
             target = torch.where(measured, torch.nan_to_num(target) @ axes @ axes.T, torch.nan)
@@ -396,10 +503,9 @@ class TranslatorModule(BaseModuleClass):
         normalized = self.normalize_rna(x)
         values = torch.nan_to_num(normalized)
         n_genes, n_hidden = values.shape[1], self.cell_shift.shape[0]
-        rank = min(n_hidden, *values.shape)
-        _, _, loadings = torch.svd_lowrank(values - values.mean(0), q=rank, niter=4)
+        _, loadings = principal_axes(values, n_hidden)
         identity = torch.zeros(n_genes, n_hidden, device=values.device)
-        identity[:, :rank] = loadings * n_genes**0.5
+        identity[:, : loadings.shape[1]] = loadings * n_genes**0.5
         self.embedding.identity.weight[self.gene_ids] = identity
         _, pooled = self.embedding(*self.select_genes(self.gene_ids, normalized)[:2])
         spread = pooled.std(0).mean().clamp_min(1e-6)

@@ -1,4 +1,4 @@
-"""Data-dependent initialisation of a fresh module at the start of its first training."""
+"""Data-dependent set-up of the module at the start of each training."""
 
 from __future__ import annotations
 
@@ -10,19 +10,28 @@ import torch
 from scvi import REGISTRY_KEYS, settings
 from scvi.dataloaders import AnnDataLoader
 
+from sctranslator.module._translator import NEIGHBOR_TEACHER
+
 
 class DataInitialization(pl.Callback):
-    """Call :meth:`~sctranslator.module.TranslatorModule.initialize_from_data` before training.
+    """Set the module up from the training cells before each training.
 
-    Uses the RNA of at most ``max_cells`` training cells (drawn with ``scvi.settings.seed``;
-    the validation cells are never used). A module that is already initialised (trained
-    before, or transferred from a reference) is left as it is. Under DDP every process
-    computes the same initialisation, then takes the first process's weights.
+    Reads at most ``max_cells`` training cells (drawn with ``scvi.settings.seed``; the
+    validation cells are never used) and
+
+    - calls :meth:`~sctranslator.module.TranslatorModule.initialize_from_data` on their RNA,
+      unless the module is already initialised (trained before, or transferred from a
+      reference);
+    - fits the neighbour teacher of the module's ``target_smoothing`` to them
+      (:meth:`~sctranslator.module.TranslatorModule.set_neighbor_targets`), so the teacher
+      always belongs to the data being trained on.
+
+    Under DDP every process computes the same set-up, then takes the first process's.
 
     Parameters
     ----------
     max_cells
-        Largest number of training cells read for the initialisation.
+        Largest number of training cells read.
     """
 
     def __init__(self, max_cells: int = 2048):
@@ -30,15 +39,15 @@ class DataInitialization(pl.Callback):
         self.max_cells = max_cells
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Initialise the module from the training split of the data module."""
+        """Set the module up from the training split of the data module."""
         module = pl_module.module
-        if bool(module.initialized):
+        if bool(module.initialized) and module.target_smoothing == 0:
             return
         splitter = trainer.datamodule
         if getattr(splitter, "train_idx", None) is None:
             warnings.warn(
-                "The data module has no `train_idx`: the model starts from random weights "
-                "instead of the training RNA.",
+                "The data module has no `train_idx`: the model is not set up from the "
+                "training cells (no data-dependent start, no target smoothing).",
                 UserWarning,
                 stacklevel=settings.warnings_stacklevel,
             )
@@ -51,9 +60,23 @@ class DataInitialization(pl.Callback):
             indices=np.sort(rows),
             batch_size=len(rows),
             shuffle=False,
-            data_and_attributes=[REGISTRY_KEYS.X_KEY],
+            data_and_attributes=[
+                REGISTRY_KEYS.X_KEY, REGISTRY_KEYS.PROTEIN_EXP_KEY, REGISTRY_KEYS.BATCH_KEY
+            ],
         )
-        x = next(iter(loader))[REGISTRY_KEYS.X_KEY]
-        module.initialize_from_data(torch.as_tensor(x, dtype=torch.float32, device=module.device))
+        cells = {
+            key: torch.as_tensor(value, dtype=torch.float32, device=module.device)
+            for key, value in next(iter(loader)).items()
+        }
+        x = cells[REGISTRY_KEYS.X_KEY]
+        if not bool(module.initialized):
+            module.initialize_from_data(x)
+        if module.target_smoothing > 0:
+            module.set_neighbor_targets(
+                x, cells[REGISTRY_KEYS.PROTEIN_EXP_KEY], cells[REGISTRY_KEYS.BATCH_KEY]
+            )
         if trainer.world_size > 1:
             module.load_state_dict(trainer.strategy.broadcast(module.state_dict(), src=0))
+            teacher = {name: getattr(module, name) for name in NEIGHBOR_TEACHER}
+            for name, value in trainer.strategy.broadcast(teacher, src=0).items():
+                setattr(module, name, value)
