@@ -17,11 +17,12 @@ cells on the CLR scale (``sct.metrics.evaluate``), next to ridge on RNA PCA fitt
 
     python benchmarks/pretraining.py [--seeds 0 1 2] [--out results.csv]
 
-Measured (2026-11-25, shared 2-core CPU, seed 0 only, ``--bulk-epochs 60 --sc-epochs 40
+Measured (2026-11-30, shared 2-core CPU, seed 0 only, ``--bulk-epochs 60 --sc-epochs 40
 --fine-tune-epochs 60 --n-hidden 32 --max-genes 64``), mean per-protein Pearson, 380 cells:
-ridge on PCA 0.291; (a) random init 0.031; (b) bulk 0.054 (encoder frozen) / 0.053 (none);
-(c) bulk + single cell 0.254 / 0.252 (zero-shot 0.246); (d) single cell 0.193 (encoder
-frozen; zero-shot 0.071). Pre-training helps, but under this short budget no model beats ridge.
+ridge on PCA 0.291; (a) random init 0.178; (b) bulk 0.070 (encoder frozen) / 0.084 (none);
+(c) bulk + single cell 0.234 / 0.237 (zero-shot 0.203); (d) single cell 0.265 / 0.260
+(zero-shot 0.246). Single-cell pre-training helps, but under this short budget no model beats
+ridge on 20 cells.
 """
 
 from __future__ import annotations
