@@ -393,8 +393,7 @@ class TranslatorModule(BaseModuleClass):
         :class:`~sctranslator.train.DataInitialization`; with fewer than two such cells there
         is no teacher.
         """
-        for name in NEIGHBOR_TEACHER:
-            setattr(self, name, None)
+        self.clear_neighbor_targets()
         target = self.standardized_target(protein, batch_index)
         measured = ~target.isnan().all(dim=1)
         if measured.sum() < 2:
@@ -411,6 +410,11 @@ class TranslatorModule(BaseModuleClass):
         self.neighbor_scales = torch.stack(spread).clamp_min(1e-8)
         self.neighbor_coordinates = self._neighbor_space(x, target)
         self.neighbor_targets = target
+
+    def clear_neighbor_targets(self) -> None:
+        """Remove the neighbour teacher: training then uses each cell's own targets."""
+        for name in NEIGHBOR_TEACHER:
+            setattr(self, name, None)
 
     def smoothed_target(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Blend standardised targets with the mean target of each cell's neighbours.

@@ -45,6 +45,7 @@ class DataInitialization(pl.Callback):
             return
         splitter = trainer.datamodule
         if getattr(splitter, "train_idx", None) is None:
+            module.clear_neighbor_targets()  # never a teacher from other data
             warnings.warn(
                 "The data module has no `train_idx`: the model is not set up from the "
                 "training cells (no data-dependent start, no target smoothing).",
