@@ -33,11 +33,11 @@ def test_log1p_cp10k_matches_scanpy_definition():
     )
 
 
-def make_module(max_genes=1024, n_genes=40):
+def make_module(max_genes=1024, n_genes=40, **kwargs):
     torch.manual_seed(0)
     return TranslatorModule(
         n_tokens=60, gene_ids=torch.arange(n_genes), protein_ids=torch.arange(50, 55),
-        n_hidden=16, n_heads=2, max_genes=max_genes,
+        n_hidden=16, n_heads=2, max_genes=max_genes, **kwargs,
     ).eval()
 
 
@@ -156,10 +156,7 @@ def test_initialization_makes_the_cell_token_the_standardised_principal_componen
 
 
 def test_targets_are_projected_on_the_protein_axes_in_training_only():
-    module = TranslatorModule(
-        n_tokens=60, gene_ids=torch.arange(40), protein_ids=torch.arange(50, 55),
-        n_hidden=16, n_heads=2, protein_rank=1,
-    )
+    module = make_module(protein_rank=1)
     module.protein_axes = torch.tensor([[1.0], [0.0], [0.0], [0.0], [0.0]])
     x = torch.poisson(torch.full((4, 40), 2.0))
     y = torch.poisson(torch.full((4, 5), 20.0))
@@ -181,11 +178,7 @@ def test_targets_are_projected_on_the_protein_axes_in_training_only():
 
 
 def test_training_targets_are_blended_with_the_nearest_cells_targets():
-    torch.manual_seed(0)
-    module = TranslatorModule(
-        n_tokens=60, gene_ids=torch.arange(40), protein_ids=torch.arange(50, 55),
-        n_hidden=16, n_heads=2, target_smoothing=0.25, smoothing_neighbors=2,
-    )
+    module = make_module(target_smoothing=0.25, smoothing_neighbors=2)
     rng = np.random.default_rng(0)
     programme = rng.gamma(1.0, 1.0, (2, 40)) * 5.0  # two well-separated cell states
     state = np.repeat([0, 1], 20)
@@ -220,15 +213,11 @@ def test_training_targets_are_blended_with_the_nearest_cells_targets():
 
 def test_target_smoothing_is_checked():
     with pytest.raises(ValueError, match="target_smoothing must be in"):
-        TranslatorModule(n_tokens=60, gene_ids=torch.arange(40), protein_ids=torch.arange(50, 55),
-                         target_smoothing=1.5)
+        make_module(target_smoothing=1.5)
 
 
 def test_cells_without_measured_proteins_are_not_neighbours():
-    module = TranslatorModule(
-        n_tokens=60, gene_ids=torch.arange(40), protein_ids=torch.arange(50, 55),
-        n_hidden=16, n_heads=2, target_smoothing=0.5,
-    )
+    module = make_module(target_smoothing=0.5)
     x = torch.poisson(torch.full((20, 40), 2.0))
     y = torch.poisson(torch.full((20, 5), 20.0))
     y[:5] = torch.nan  # e.g. an RNA-only batch of a mosaic

@@ -380,7 +380,8 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         kept. Everything is recorded in :attr:`history`. The first training of a new model
         starts from its training cells' RNA (:class:`~sctranslator.train.DataInitialization`:
         PCA gene identities, a standardised cell token); later calls, and models made by
-        :meth:`load_query_data`, continue from their weights.
+        :meth:`load_query_data`, continue from their weights. Every call fits the
+        ``target_smoothing`` teacher to its own training cells.
 
         Scale: ``accelerator="gpu", devices=N, strategy="ddp"`` trains data-parallel (one
         process per device, scvi-tools' distributed sampler splits the cells; multi-node

@@ -364,21 +364,20 @@ class TranslatorModule(BaseModuleClass):
         protein = torch.where(measured, protein, torch.nan)
         return (self.normalize_protein(protein) - self.protein_mean) / self.protein_std
 
-    def _neighbor_space(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Teacher coordinates of cells: RNA counts ``x`` and standardised proteins ``target``.
+    def _neighbor_scores(self, rna: torch.Tensor, target: torch.Tensor) -> list[torch.Tensor]:
+        """Scores of cells on the teacher's RNA and protein principal components.
 
-        The cells' scores on the teacher's RNA and protein principal components, each part
-        divided by its total spread over the teacher cells so that both weigh the same.
+        ``rna`` is normalised RNA with NaN as 0, ``target`` standardised proteins.
         """
-        rna = torch.nan_to_num(self.normalize_rna(x)) - self.neighbor_rna_center
-        protein = torch.nan_to_num(target) - self.neighbor_protein_center
-        return torch.cat(
-            [
-                rna @ self.neighbor_rna_loadings / self.neighbor_scales[0],
-                protein @ self.neighbor_protein_loadings / self.neighbor_scales[1],
-            ],
-            dim=1,
-        )
+        return [
+            (rna - self.neighbor_rna_center) @ self.neighbor_rna_loadings,
+            (torch.nan_to_num(target) - self.neighbor_protein_center)
+            @ self.neighbor_protein_loadings,
+        ]
+
+    def _neighbor_space(self, scores: list[torch.Tensor]) -> torch.Tensor:
+        """Teacher coordinates: each part of the scores divided by its spread over the teacher."""
+        return torch.cat([part / scale for part, scale in zip(scores, self.neighbor_scales)], 1)
 
     @torch.no_grad()
     def set_neighbor_targets(
@@ -389,7 +388,8 @@ class TranslatorModule(BaseModuleClass):
         Keeps the cells with a measured protein and stores, as buffers that are not saved,
         their standardised proteins (:meth:`standardized_target`) and their coordinates on the
         top ``n_pcs`` principal components of their normalised RNA and of those proteins
-        (unmeasured values count as the mean). Called before each training by
+        (unmeasured values count as the mean), each part divided by its total spread so that
+        both weigh the same. Called before each training by
         :class:`~sctranslator.train.DataInitialization`; with fewer than two such cells there
         is no teacher.
         """
@@ -398,17 +398,15 @@ class TranslatorModule(BaseModuleClass):
         measured = ~target.isnan().all(dim=1)
         if measured.sum() < 2:
             return
-        x, target = x[measured], target[measured]
-        rna = torch.nan_to_num(self.normalize_rna(x))
+        target = target[measured]
+        rna = torch.nan_to_num(self.normalize_rna(x[measured]))
         self.neighbor_rna_center, self.neighbor_rna_loadings = principal_axes(rna, n_pcs)
         axes = principal_axes(torch.nan_to_num(target), n_pcs)
         self.neighbor_protein_center, self.neighbor_protein_loadings = axes
-        self.neighbor_scales = torch.ones(2, device=x.device)
-        scores = self._neighbor_space(x, target)
-        n_rna = self.neighbor_rna_loadings.shape[1]
-        spread = [part.var(0).sum().sqrt() for part in (scores[:, :n_rna], scores[:, n_rna:])]
-        self.neighbor_scales = torch.stack(spread).clamp_min(1e-8)
-        self.neighbor_coordinates = self._neighbor_space(x, target)
+        scores = self._neighbor_scores(rna, target)
+        spread = torch.stack([part.var(0).sum().sqrt() for part in scores])
+        self.neighbor_scales = spread.clamp_min(1e-8)
+        self.neighbor_coordinates = self._neighbor_space(scores)
         self.neighbor_targets = target
 
     def clear_neighbor_targets(self) -> None:
@@ -429,7 +427,9 @@ class TranslatorModule(BaseModuleClass):
         """
         if self.target_smoothing == 0 or self.neighbor_targets is None:
             return target
-        distances = torch.cdist(self._neighbor_space(x, target), self.neighbor_coordinates)
+        rna = torch.nan_to_num(self.normalize_rna(x))
+        coordinates = self._neighbor_space(self._neighbor_scores(rna, target))
+        distances = torch.cdist(coordinates, self.neighbor_coordinates)
         # At most 5 % of the teacher cells, so a few cells are not smoothed towards their mean.
         k = min(self.smoothing_neighbors, max(1, len(self.neighbor_targets) // 20))
         nearest = distances.topk(k, dim=1, largest=False).indices
