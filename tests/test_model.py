@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+import scvi
 import torch
 from helpers import batch
 from scvi import REGISTRY_KEYS
@@ -156,8 +157,38 @@ def test_batch_with_all_zero_protein_counts_as_unmeasured(pbmc):
     counts[(mdata.obs["batch"] == "p4_0").to_numpy(), 0] = 0
     mdata.obs["batch"] = mdata.obs["batch"].cat.remove_unused_categories()
     model = sct.SCTRANSLATOR(setup(mdata), n_hidden=16)
+    model.train(max_epochs=1, enable_progress_bar=False)
     mask = model.module.protein_batch_mask
     assert mask.shape == (2, 224) and not mask[1, 0] and mask[0, 0] and mask[:, 1:].all()
+
+
+def test_validation_cells_never_shape_the_model(pbmc):
+    """Scaling only the validation cells' proteins leaves every prediction unchanged."""
+    from helpers import setup
+
+    def fit(mdata):
+        scvi.settings.seed = 0
+        model = sct.SCTRANSLATOR(setup(mdata), n_hidden=16, max_genes=64)
+        model.train(
+            max_epochs=2, train_size=0.75, early_stopping=False, restore_best_weights=False,
+            enable_progress_bar=False,
+        )
+        return model
+
+    data = batch(pbmc, "p3_0")
+    model = fit(data.copy())
+    validation = np.setdiff1d(np.arange(data.n_obs), model.train_indices)
+    assert len(validation) > 0 and np.array_equal(validation, np.sort(model.validation_indices))
+    changed = data.copy()
+    scale = np.random.default_rng(1).uniform(0.1, 10.0, changed["prot"].n_vars)
+    changed["prot"].layers["counts"][validation] *= scale
+    other = fit(changed)
+    assert np.array_equal(other.train_indices, model.train_indices)
+    torch.testing.assert_close(
+        other.module.protein_mean, model.module.protein_mean, rtol=0, atol=0
+    )
+    query = batch(pbmc, "p4_0")["rna"]
+    pd.testing.assert_frame_equal(other.predict_protein(query), model.predict_protein(query))
 
 
 def test_first_training_starts_from_the_training_rna_once(pbmc):

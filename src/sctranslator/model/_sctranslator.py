@@ -182,7 +182,6 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         self.module.freeze(freeze)
         if adata is not None:
             self.vocabulary = self.vocabulary.with_ensembl_from(self._rna_data(adata).var)
-            self._init_protein_statistics()
         self._model_summary_string = (
             f"SCTRANSLATOR: {len(genes)} genes -> {len(proteins)} proteins, vocabulary of "
             f"{len(self.vocabulary)} tokens, n_hidden: {n_hidden}, latents: {n_latents}, "
@@ -683,60 +682,6 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
                 stacklevel=settings.warnings_stacklevel,
             )
         return mean.astype(np.float32), std.astype(np.float32)
-
-    def _init_protein_statistics(self) -> None:
-        """Per-batch measured-protein mask, then per-protein statistics and axes, from the data.
-
-        ``protein_mean`` and ``protein_std`` standardise each normalised protein;
-        ``protein_axes`` are the top principal axes of the standardised proteins (unmeasured
-        values count as the mean), on which training targets are projected.
-        """
-        module = self.module
-        proteins = self.adata_manager.get_from_registry(REGISTRY_KEYS.PROTEIN_EXP_KEY)
-        if isinstance(proteins, pd.DataFrame):
-            proteins = proteins.to_numpy()
-        batches = np.asarray(self.adata_manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY)).ravel().astype(np.int64)
-        n_batch, n_proteins = module.protein_batch_mask.shape
-        nonzero = np.zeros((n_batch, n_proteins), dtype=bool)
-        for start, block in iter_row_chunks(proteins):
-            batch = batches[start : start + len(block)]
-            np.logical_or.at(nonzero, batch, np.nan_to_num(block) > 0)
-        module.protein_batch_mask = torch.as_tensor(nonzero)
-
-        def normalized_blocks() -> Iterator[np.ndarray]:
-            for start, block in iter_row_chunks(proteins):
-                batch = torch.as_tensor(batches[start : start + len(block)])
-                measured = module.protein_batch_mask[batch]
-                values = torch.as_tensor(block, dtype=torch.float32)
-                yield module.normalize_protein(torch.where(measured, values, torch.nan)).double().numpy()
-
-        total, total_sq, count = (np.zeros(n_proteins) for _ in range(3))
-        for values in normalized_blocks():
-            seen = ~np.isnan(values)
-            values = np.where(seen, values, 0.0)
-            total += values.sum(0)
-            total_sq += (values**2).sum(0)
-            count += seen.sum(0)
-        mean = total / np.maximum(count, 1)
-        std = np.sqrt(np.maximum(total_sq / np.maximum(count, 1) - mean**2, 0))
-        never = self._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY)[count == 0]
-        if len(never):
-            warnings.warn(
-                f"{len(never)} proteins are never measured (NaN or all zero): {list(never[:5])}.",
-                UserWarning,
-                stacklevel=settings.warnings_stacklevel,
-            )
-        std = np.where(std > 1e-6, std, 1.0)
-        module.protein_mean = torch.as_tensor(mean, dtype=torch.float32)
-        module.protein_std = torch.as_tensor(std, dtype=torch.float32)
-        rank = module.protein_axes.shape[1]
-        if rank < n_proteins:
-            scatter = np.zeros((n_proteins, n_proteins))
-            for values in normalized_blocks():
-                standardized = np.nan_to_num((values - mean) / std)
-                scatter += standardized.T @ standardized
-            axes = np.linalg.eigh(scatter)[1][:, ::-1][:, :rank]
-            module.protein_axes = torch.as_tensor(axes.copy(), dtype=torch.float32)
 
     # ------------------------------------------------------------------------ save/load
     def save(

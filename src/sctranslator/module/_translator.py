@@ -25,8 +25,11 @@ FREEZE_PRESETS: dict[str, tuple[str, ...]] = {
         "encoder_norm",
     ),
 }
-# Per-protein statistics of the registered panel, computed from each model's own data.
-PANEL_STATISTICS = ("protein_mean", "protein_std", "protein_axes")
+# Per-protein statistics of the registered panel, computed from each model's training cells
+# (a transferred model keeps the reference's mean and std of the proteins they share).
+PANEL_STATISTICS = (
+    "protein_mean", "protein_std", "protein_fitted", "protein_axes", "protein_batch_mask"
+)
 # The teacher of target smoothing: training cells' principal components and proteins, set before
 # each training and never saved.
 NEIGHBOR_TEACHER = (
@@ -122,6 +125,11 @@ class TranslatorModule(BaseModuleClass):
 
     Attributes
     ----------
+    protein_fitted
+        Boolean buffer per registered protein, True once its ``protein_mean`` and
+        ``protein_std`` are set (from the training cells by
+        :func:`~sctranslator.train.fit_panel_statistics`, or from a reference by
+        :meth:`transfer_from`).
     initialized
         Boolean buffer, True once :meth:`initialize_from_data` has run (saved with the
         weights and copied by :meth:`transfer_from`, so training never restarts from the
@@ -170,15 +178,14 @@ class TranslatorModule(BaseModuleClass):
         self.register_buffer("protein_ids", torch.as_tensor(protein_ids), persistent=False)
         self.register_buffer("protein_mean", torch.zeros(n_proteins))
         self.register_buffer("protein_std", torch.ones(n_proteins))
+        self.register_buffer("protein_fitted", torch.zeros(n_proteins, dtype=torch.bool))
         rank = n_proteins if protein_rank is None else min(protein_rank, n_proteins)
         self.register_buffer("protein_axes", torch.eye(n_proteins)[:, :rank])
         self.register_buffer("initialized", torch.tensor(False))
         # The neighbour teacher of the current training data (see set_neighbor_targets).
         for name in NEIGHBOR_TEACHER:
             self.register_buffer(name, None, persistent=False)
-        self.register_buffer(
-            "protein_batch_mask", torch.ones(n_batch, n_proteins, dtype=torch.bool), persistent=False
-        )
+        self.register_buffer("protein_batch_mask", torch.ones(n_batch, n_proteins, dtype=torch.bool))
 
         self.embedding = TokenValueEmbedding(n_tokens, n_hidden)
         self.cell_scale = nn.Parameter(torch.ones(()))
@@ -526,7 +533,9 @@ class TranslatorModule(BaseModuleClass):
         The tokens of ``reference`` must be the first tokens of this module, in the same order
         (:meth:`sctranslator.data.Vocabulary.extend` guarantees it). Every weight is copied (the
         reference is not changed), except the per-protein statistics of the panel
-        (:data:`PANEL_STATISTICS`), which belong to the new data. Token
+        (:data:`PANEL_STATISTICS`), which belong to the new data, except the mean and
+        standard deviation of the proteins both panels share (when both use the same protein
+        normalisation), so the reference's output scale is kept. Token
         ``len(reference vocabulary) + i`` starts with the mean identity and protein bias of the
         reference tokens ``new_token_sources[i]`` (e.g. an antibody's coding genes) or, without
         any, with a random identity of the reference identities' spread and no bias. Batches
@@ -566,6 +575,18 @@ class TranslatorModule(BaseModuleClass):
             else:
                 own[name].copy_(value)
         self.load_state_dict(own)
+        if self.normalize_protein is reference.normalize_protein:
+            self._copy_protein_statistics(reference)
+
+    def _copy_protein_statistics(self, reference: TranslatorModule) -> None:
+        """Take the reference's mean and std of the proteins (tokens) both panels share."""
+        position = {int(t): i for i, t in enumerate(reference.protein_ids.tolist())}
+        for j, token in enumerate(self.protein_ids.tolist()):
+            i = position.get(int(token))
+            if i is not None and bool(reference.protein_fitted[i]):
+                self.protein_mean[j] = reference.protein_mean[i]
+                self.protein_std[j] = reference.protein_std[i]
+                self.protein_fitted[j] = True
 
     @torch.inference_mode()
     def sample(self, *args, **kwargs):

@@ -3,6 +3,7 @@
 from ._best_weights import BestWeights
 from ._initialization import DataInitialization
 from ._pearson import MaskedPearson
+from ._statistics import fit_panel_statistics
 from ._trainingplan import TranslatorTrainingPlan
 
-__all__ = ["BestWeights", "DataInitialization", "MaskedPearson", "TranslatorTrainingPlan"]
+__all__ = ["BestWeights", "DataInitialization", "MaskedPearson", "TranslatorTrainingPlan", "fit_panel_statistics"]

@@ -12,12 +12,19 @@ from scvi.dataloaders import AnnDataLoader
 
 from sctranslator.module._translator import NEIGHBOR_TEACHER
 
+from ._statistics import fit_panel_statistics
+
 
 class DataInitialization(pl.Callback):
     """Set the module up from the training cells before each training.
 
-    Reads at most ``max_cells`` training cells (drawn with ``scvi.settings.seed``; the
-    validation cells are never used) and
+    Only training cells are read; the validation cells never shape the model, so early
+    stopping and best-epoch restore score truly held-out cells. The callback
+
+    - sets the panel statistics (measured-protein mask, per-protein mean and std, protein
+      axes) with :func:`~sctranslator.train.fit_panel_statistics`;
+
+    and, on at most ``max_cells`` training cells (drawn with ``scvi.settings.seed``),
 
     - calls :meth:`~sctranslator.module.TranslatorModule.initialize_from_data` on their RNA,
       unless the module is already initialised (trained before, or transferred from a
@@ -41,19 +48,22 @@ class DataInitialization(pl.Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Set the module up from the training split of the data module."""
         module = pl_module.module
-        if bool(module.initialized) and module.target_smoothing == 0:
-            return
         splitter = trainer.datamodule
         if getattr(splitter, "train_idx", None) is None:
             module.clear_neighbor_targets()  # never a teacher from other data
             warnings.warn(
                 "The data module has no `train_idx`: the model is not set up from the "
-                "training cells (no data-dependent start, no target smoothing).",
+                "training cells (no panel statistics, data-dependent start or target "
+                "smoothing).",
                 UserWarning,
                 stacklevel=settings.warnings_stacklevel,
             )
             return
         rows = np.asarray(splitter.train_idx)
+        fit_panel_statistics(module, splitter.adata_manager, rows, self.max_cells)
+        if bool(module.initialized) and module.target_smoothing == 0:
+            self._broadcast(trainer, module)
+            return
         if len(rows) > self.max_cells:
             rows = np.random.default_rng(settings.seed).choice(rows, self.max_cells, replace=False)
         loader = AnnDataLoader(
@@ -76,8 +86,14 @@ class DataInitialization(pl.Callback):
             module.set_neighbor_targets(
                 x, cells[REGISTRY_KEYS.PROTEIN_EXP_KEY], cells[REGISTRY_KEYS.BATCH_KEY]
             )
-        if trainer.world_size > 1:
-            module.load_state_dict(trainer.strategy.broadcast(module.state_dict(), src=0))
-            teacher = {name: getattr(module, name) for name in NEIGHBOR_TEACHER}
-            for name, value in trainer.strategy.broadcast(teacher, src=0).items():
-                setattr(module, name, value)
+        self._broadcast(trainer, module)
+
+    @staticmethod
+    def _broadcast(trainer: pl.Trainer, module) -> None:
+        """Under DDP, give every process the first process's set-up."""
+        if trainer.world_size == 1:
+            return
+        module.load_state_dict(trainer.strategy.broadcast(module.state_dict(), src=0))
+        teacher = {name: getattr(module, name) for name in NEIGHBOR_TEACHER}
+        for name, value in trainer.strategy.broadcast(teacher, src=0).items():
+            setattr(module, name, value)

@@ -1,0 +1,107 @@
+"""Per-protein statistics of the training cells: measured-protein mask, scale and axes."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from scvi import REGISTRY_KEYS, settings
+from scvi.data import AnnDataManager
+
+from sctranslator.module import TranslatorModule
+
+_CHUNK = 8192
+
+
+def _training_blocks(
+    adata_manager: AnnDataManager, rows: np.ndarray
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(protein counts, batch index)`` of the training ``rows``, in row chunks."""
+    proteins = adata_manager.get_from_registry(REGISTRY_KEYS.PROTEIN_EXP_KEY)
+    if isinstance(proteins, pd.DataFrame):
+        proteins = proteins.to_numpy()
+    batches = np.asarray(adata_manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY)).ravel()
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows[start : start + _CHUNK]
+        block = proteins[chunk]
+        block = block.toarray() if sp.issparse(block) else np.asarray(block)
+        yield block.astype(np.float32), batches[chunk].astype(np.int64)
+
+
+@torch.no_grad()
+def fit_panel_statistics(
+    module: TranslatorModule,
+    adata_manager: AnnDataManager,
+    rows: np.ndarray,
+    max_cells: int = 2048,
+) -> None:
+    """Set the module's panel statistics from the training cells ``rows`` only.
+
+    - ``protein_batch_mask``: a protein counts as measured in a batch when it is positive in
+      at least one training cell of that batch.
+    - ``protein_mean`` and ``protein_std`` of the normalised proteins, for the proteins whose
+      statistics are not set yet (``protein_fitted``; a model transferred from a reference
+      keeps the reference's statistics of the proteins they share).
+    - ``protein_axes``: top principal axes of the standardised proteins of at most
+      ``max_cells`` training cells (unmeasured values count as the mean), by randomized SVD.
+
+    Validation cells never enter: early stopping and best-epoch restore score held-out cells.
+    """
+    rows = np.sort(np.asarray(rows))
+    n_batch, n_proteins = module.protein_batch_mask.shape
+    measured = np.zeros((n_batch, n_proteins), dtype=bool)
+    for block, batch in _training_blocks(adata_manager, rows):
+        np.logical_or.at(measured, batch, np.nan_to_num(block) > 0)
+    module.protein_batch_mask = torch.as_tensor(measured, device=module.protein_mean.device)
+
+    def normalized(block: np.ndarray, batch: np.ndarray) -> torch.Tensor:
+        values = torch.as_tensor(block, device=module.protein_mean.device)
+        mask = module.protein_batch_mask[torch.as_tensor(batch, device=values.device)]
+        return module.normalize_protein(torch.where(mask, values, torch.nan)).double()
+
+    total, total_sq, count = (torch.zeros(n_proteins, dtype=torch.float64) for _ in range(3))
+    for block, batch in _training_blocks(adata_manager, rows):
+        values = normalized(block, batch).cpu()
+        seen = ~values.isnan()
+        values = values.nan_to_num()
+        total += values.sum(0)
+        total_sq += (values**2).sum(0)
+        count += seen.sum(0)
+    never = (count == 0).numpy()
+    if never.any():
+        names = adata_manager.get_state_registry(REGISTRY_KEYS.PROTEIN_EXP_KEY).column_names
+        warnings.warn(
+            f"{int(never.sum())} proteins are never measured in the training cells (NaN or all "
+            f"zero), e.g. {list(np.asarray(names)[never][:5])}; they are left out of the loss.",
+            UserWarning,
+            stacklevel=settings.warnings_stacklevel,
+        )
+    mean = total / count.clamp_min(1)
+    std = (total_sq / count.clamp_min(1) - mean**2).clamp_min(0).sqrt()
+    std = torch.where(std > 1e-6, std, torch.ones_like(std))
+    new = ~module.protein_fitted
+    module.protein_mean[new] = mean.float().to(module.protein_mean.device)[new]
+    module.protein_std[new] = std.float().to(module.protein_std.device)[new]
+    module.protein_fitted[:] = True
+
+    rank = module.protein_axes.shape[1]
+    if rank < n_proteins:
+        sample = rows
+        if len(rows) > max_cells:
+            sample = np.sort(np.random.default_rng(settings.seed).choice(rows, max_cells, False))
+        standardized = torch.cat(
+            [
+                ((normalized(block, batch) - module.protein_mean) / module.protein_std).nan_to_num()
+                for block, batch in _training_blocks(adata_manager, sample)
+            ]
+        ).float()
+        # Axes through the origin: the standardised proteins are centred on the training mean.
+        q = min(rank + 8, *standardized.shape)
+        axes = torch.svd_lowrank(standardized, q=q, niter=4)[2][:, :rank]
+        full = torch.zeros_like(module.protein_axes)
+        full[:, : axes.shape[1]] = axes.to(full.device)
+        module.protein_axes = full
