@@ -131,8 +131,8 @@ def test_save_load_restores_identical_predictions(trained, query, tmp_path):
     assert (path / "notes.txt").read_text() == "mine"
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]
     expected = trained.predict_protein(query)
-    with pytest.warns(UserWarning, match="without anndata"):
-        loaded = sct.SCTRANSLATOR.load(path, adata=None)
+    assert sorted(os.listdir(path)) == ["MODEL_CARD.md", "model.json", "notes.txt", "weights.safetensors"]
+    loaded = sct.SCTRANSLATOR.load(path, adata=None)
     pd.testing.assert_frame_equal(loaded.predict_protein(query), expected)
     reloaded = sct.SCTRANSLATOR.load(path, adata=batch(trained.adata, "p3_0"))
     pd.testing.assert_frame_equal(reloaded.predict_protein(query), expected)
@@ -162,6 +162,7 @@ def test_batch_with_all_zero_protein_counts_as_unmeasured(pbmc):
     assert mask.shape == (2, 224) and not mask[1, 0] and mask[0, 0] and mask[:, 1:].all()
 
 
+@pytest.mark.slow  # trains two models with validation (about 30 s)
 def test_validation_cells_never_shape_the_model(pbmc):
     """Scaling only the validation cells' proteins leaves every prediction unchanged."""
     from helpers import setup

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -45,6 +44,9 @@ from sctranslator.data._vocabulary import UNKNOWN, protein_coding_genes, report_
 from sctranslator.data._writer import check_output_path, write_blocks
 from sctranslator.module import TranslatorModule
 from sctranslator.train import BestWeights, DataInitialization, TranslatorTrainingPlan
+
+from ._card import held_out_pearson, noise_flags, render_card
+from ._persistence import read_model, replace_folder, resolve_model_folder, write_model
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +111,9 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         Token vocabulary. By default, the registered genes and proteins. A given vocabulary is
         extended with the registered genes and proteins it does not know (transfer learning,
         see :meth:`load_query_data`).
+    add_new_genes
+        With a given ``vocabulary``: registered genes it lacks join it (``True``) or are not
+        read at all (``False``, so they can never displace the genes a reference learnt).
     freeze
         Parameters that training leaves unchanged: ``"encoder"`` (the gene encoder), a list of
         submodule names, or ``None``; see
@@ -150,6 +155,7 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         smoothing_neighbors: int = 15,
         vocabulary: Vocabulary | None = None,
         freeze: str | Sequence[str] | None = None,
+        add_new_genes: bool = True,
     ):
         super().__init__(adata, registry)
         genes = self._registered_names(REGISTRY_KEYS.X_KEY)
@@ -159,7 +165,7 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         else:
             new_proteins = [p for p in proteins if vocabulary.lookup_proteins([p])[0] == UNKNOWN]
             self.vocabulary = vocabulary.extend(
-                [*genes, *(resolve_protein_token(p) for p in new_proteins)]
+                [*(genes if add_new_genes else []), *(resolve_protein_token(p) for p in new_proteins)]
             )
         self.module = self._module_cls(
             n_tokens=len(self.vocabulary),
@@ -204,10 +210,108 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
 
     def _rna_data(self, adata: AnnData | MuData) -> AnnData:
         """Return the RNA AnnData of ``adata``: itself, or the registered RNA modality."""
-        if not isinstance(adata, MuData):
-            return adata
-        mod_key = (self.registry_["setup_args"].get("modalities") or {}).get("rna_layer", "rna")
-        return get_modality(adata, mod_key, "the RNA")
+        return _rna_modality(adata, self.registry_)
+
+    # ------------------------------------------------------------------------- model card
+    def set_model_card(
+        self,
+        training_data: str | None = None,
+        licence: str | None = None,
+        intended_use: str | None = None,
+        limits: str | None = None,
+    ) -> None:
+        """Record what the model was trained on and what it is for; saved with the model.
+
+        Parameters
+        ----------
+        training_data
+            The data set(s) and cells the model was trained on, with their source.
+        licence
+            The licence of the training data.
+        intended_use
+            What the model is for (e.g. "human PBMC, 10x 3' RNA").
+        limits
+            Where it is untested or known to fail.
+
+        Examples
+        --------
+        >>> model.set_model_card(
+        ...     training_data="Seurat v4 PBMC CITE-seq (GSE164378), 800 cells",
+        ...     licence="MIT (scmidas 0.3.0)",
+        ... )
+        """
+        given = {"training_data": training_data, "licence": licence,
+                 "intended_use": intended_use, "limits": limits}
+        self.card_ = {**(getattr(self, "card_", None) or {}),
+                      **{k: v for k, v in given.items() if v is not None}}
+
+    def model_card(self) -> str:
+        """The model card, as Markdown: training data and licence, intended use and limits,
+        normalisations, genes, and each protein with its token and :attr:`protein_reliability`.
+
+        Returns
+        -------
+        Markdown text (also saved as ``MODEL_CARD.md`` by :meth:`save`).
+
+        Examples
+        --------
+        >>> print(sct.SCTRANSLATOR.load_pretrained("pbmc").model_card())
+        """
+        names = pd.Index(self._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY))
+        tokens = [self.vocabulary.tokens[i] for i in self.module.protein_ids.tolist()]
+        measured = self.module.protein_batch_mask.any(0).cpu().numpy()
+        proteins = pd.DataFrame(
+            {
+                "token": tokens,
+                "reliability": self.protein_reliability.reindex(names).to_numpy(),
+                "flag": noise_flags(names, self.module.protein_std.cpu().numpy(), measured),
+            },
+            index=names,
+        )
+        params = self.init_params_["non_kwargs"]
+        return render_card(
+            type(self).__name__,
+            getattr(self, "card_", None) or {},
+            self._model_summary_string,
+            self._registered_names(REGISTRY_KEYS.X_KEY),
+            proteins,
+            {"rna": params["rna_normalization"], "protein": params["protein_normalization"]},
+        )
+
+    @property
+    def protein_reliability(self) -> pd.Series:
+        """Expected quality of each protein's prediction: its held-out Pearson.
+
+        The Pearson correlation between predicted and measured values of each registered
+        protein over the validation cells of the last :meth:`train` (NaN where it was not
+        measured, or without validation cells). Saved with the model.
+        """
+        names = self._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY)
+        values = getattr(self, "protein_reliability_", None) or {}
+        return pd.Series([values.get(n, np.nan) for n in names], index=names, dtype=float,
+                         name="reliability")
+
+    @torch.inference_mode()
+    def _score_validation_cells(self) -> None:
+        """Set :attr:`protein_reliability` from the validation cells of the last training."""
+        rows = np.sort(np.asarray(self.validation_indices if self.validation_indices is not None else []))
+        if len(rows) == 0:
+            self.protein_reliability_ = None
+            return
+        names = self._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY)
+        prediction = self.predict_protein(indices=rows).to_numpy()
+        proteins = self.adata_manager.get_from_registry(REGISTRY_KEYS.PROTEIN_EXP_KEY)
+        proteins = proteins.to_numpy() if isinstance(proteins, pd.DataFrame) else proteins
+        block = proteins[rows]
+        block = torch.as_tensor(block.toarray() if hasattr(block, "toarray") else np.asarray(block),
+                                dtype=torch.float32, device=self.device)
+        batches = np.asarray(self.adata_manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY)).ravel()
+        mask = self.module.protein_batch_mask[torch.as_tensor(batches[rows], device=self.device).long()]
+        measured = self.module.normalize_protein(torch.where(mask, block, torch.nan)).cpu().numpy()
+        pearson = held_out_pearson(prediction, measured)
+        self.protein_reliability_ = {
+            str(n): float(r) for n, r in zip(names, pearson, strict=True) if np.isfinite(r)
+        }
 
     # ----------------------------------------------------------------------------- setup
     @classmethod
@@ -448,7 +552,7 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
             trainer_kwargs.setdefault("early_stopping_patience", early_stopping_patience)
         if max_epochs is None:
             max_epochs = default_max_epochs(self.summary_stats.n_cells)
-        return super().train(
+        super().train(
             max_epochs=max_epochs,
             accelerator=accelerator,
             devices=devices,
@@ -460,6 +564,7 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
             datasplitter_kwargs=datasplitter_kwargs,
             **trainer_kwargs,
         )
+        self._score_validation_cells()
 
     # ------------------------------------------------------------------------ prediction
     @torch.inference_mode()
@@ -625,6 +730,7 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
             matrix if indices is None else matrix[rows],
             "the RNA counts",
             obs_names[rows],
+            allow_nan=allows_missing_genes(adata),
             require_nonempty=True,
             columns=known,
         )
@@ -687,89 +793,162 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
     def save(
         self,
         dir_path: str | os.PathLike,
-        prefix: str | None = None,
         overwrite: bool = False,
         save_anndata: bool = False,
-        **kwargs,
     ) -> None:
-        """Save the model to ``dir_path``, atomically.
+        """Save the model to the folder ``dir_path`` as plain data, atomically.
 
-        The files are first written to a temporary folder beside ``dir_path`` and then moved
-        into place, so an interrupted save leaves no half-written model. An existing folder is
-        refused unless ``overwrite=True``; then only the model's own files in it are replaced.
+        The folder holds ``weights.safetensors`` (the module's tensors), ``model.json``
+        (settings, registry, vocabulary, training history and model card, as JSON) and
+        ``MODEL_CARD.md`` (:meth:`model_card`); no pickled Python objects, so renaming a class
+        never breaks a saved model. Everything is written to a temporary folder beside
+        ``dir_path`` and renamed into place, so an interrupted save leaves no half-written
+        model. Under DDP only the first process writes.
 
         Parameters
         ----------
         dir_path
             Target folder.
-        prefix
-            Prefix of the file names.
         overwrite
-            Replace the model files of an existing folder.
+            Replace an existing folder.
         save_anndata
-            Also save the registered data.
-        **kwargs
-            Passed to :meth:`scvi.model.base.BaseModelClass.save`.
+            Also save the registered data (``adata.h5ad`` or ``mdata.h5mu``).
 
         Examples
         --------
         >>> model.save("model_dir")
         >>> model = sct.SCTRANSLATOR.load("model_dir", adata=mdata)
         """
-        target = Path(dir_path)
-        if target.exists() and not overwrite:
-            raise FileExistsError(f"{target} already exists; pass overwrite=True to replace it.")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.") as tmp:
-            staging = Path(tmp) / "model"
-            super().save(str(staging), prefix=prefix, save_anndata=save_anndata, **kwargs)
-            if not target.exists():
-                staging.rename(target)
-                return
-            for item in staging.iterdir():
-                os.replace(item, target / item.name)
+        if torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
+            return
+        params = dict(self.init_params_["non_kwargs"])
+        params.pop("vocabulary", None)
+        attributes = {
+            name: getattr(self, name, None)
+            for name in (
+                "is_trained_", "train_indices_", "validation_indices_", "test_indices_",
+                "history_", "card_", "protein_reliability_",
+            )
+        }
+        settings = {
+            "class": type(self).__name__,
+            "init_params": params,
+            "vocabulary": self.vocabulary,
+            "registry": self.registry_,
+            "var_names": {
+                "genes": self._registered_names(REGISTRY_KEYS.X_KEY),
+                "proteins": self._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY),
+            },
+            "attributes": attributes,
+        }
+
+        def write(folder: Path) -> None:
+            write_model(folder, self.module.state_dict(), settings, self.model_card())
+            if save_anndata:
+                name = "mdata.h5mu" if isinstance(self.adata, MuData) else "adata.h5ad"
+                self.adata.write(folder / name)
+
+        replace_folder(Path(dir_path), write, overwrite)
+
+    @classmethod
+    def load(
+        cls,
+        dir_path: str | os.PathLike,
+        adata: AnnData | MuData | None = None,
+        accelerator: str = "auto",
+        device: int | str = "auto",
+    ) -> SCTRANSLATOR:
+        """Load a model saved by :meth:`save`, or a shipped reference by name.
+
+        Parameters
+        ----------
+        dir_path
+            Folder written by :meth:`save`, or the name of a shipped reference
+            (:func:`~sctranslator.model.shipped_references`, e.g. ``"pbmc"``).
+        adata
+            Data to register with the model (set up with the saved setup arguments); its RNA
+            genes must be the saved ones, in the same order. ``None`` loads the model without
+            data (predict from any RNA with :meth:`predict_protein`).
+        accelerator
+            ``"cpu"``, ``"gpu"`` or ``"auto"`` (a GPU when there is one).
+        device
+            GPU index, or ``"auto"``.
+
+        Returns
+        -------
+        The trained model.
+
+        Examples
+        --------
+        >>> model = sct.SCTRANSLATOR.load("model_dir")
+        >>> reference = sct.SCTRANSLATOR.load("pbmc")
+        """
+        folder = resolve_model_folder(dir_path)
+        target = _torch_device(accelerator, device)
+        state, settings = read_model(folder, target)
+        if settings["class"] != cls.__name__:
+            raise ValueError(f"{folder} holds a {settings['class']}, not a {cls.__name__}.")
+        registry = settings["registry"]
+        if adata is not None:
+            genes = np.asarray(settings["var_names"]["genes"]).astype(str)
+            given = np.asarray(_rna_modality(adata, registry).var_names).astype(str)
+            if not np.array_equal(given, genes):
+                raise ValueError(
+                    f"The RNA genes of `adata` ({len(given)}) are not the {len(genes)} genes the "
+                    "model was saved with, in the same order; select them with "
+                    "`adata[:, genes]`, or load without data and predict from any genes."
+                )
+            setup = getattr(cls, registry["setup_method_name"])
+            setup(adata, source_registry=registry, **registry["setup_args"])
+        model = cls(adata, registry=registry, vocabulary=settings["vocabulary"], **settings["init_params"])
+        try:
+            model.module.load_state_dict(state)
+        except RuntimeError as error:
+            raise ValueError(
+                f"The weights in {folder} do not fit the saved settings ({error}); save the "
+                "model again."
+            ) from error
+        for name, value in settings["attributes"].items():
+            if value is not None:
+                setattr(model, name, value)
+        model.to_device(target)
+        model.module.eval()
+        return model
 
     # -------------------------------------------------------------------------- transfer
     @classmethod
     def load_pretrained(
         cls,
-        dir_path: str | os.PathLike,
-        prefix: str | None = None,
+        name_or_path: str | os.PathLike = "pbmc",
         accelerator: str = "auto",
         device: int | str = "auto",
     ) -> SCTRANSLATOR:
-        """Open a saved (pre-trained) model without its training data.
+        """Open a pre-trained reference, shipped by name or saved in a folder, without data.
 
         The model predicts straight away from any RNA whose genes its vocabulary knows
-        (zero-shot, any subset or order), and serves as the reference of
-        :meth:`load_query_data` and :meth:`fine_tune`.
+        (zero-shot, any subset or order; other genes are ignored), and serves as the
+        reference of :meth:`load_query_data` and :meth:`fine_tune`. Its
+        :meth:`model_card` says what it was trained on and how well each protein is predicted.
 
         Parameters
         ----------
-        dir_path
-            Folder written by :meth:`save`.
-        prefix
-            Prefix of the file names, as given to :meth:`save`.
+        name_or_path
+            A shipped reference (:func:`~sctranslator.model.shipped_references`; ``"pbmc"``:
+            human PBMC CITE-seq) or a folder written by :meth:`save`.
         accelerator, device
-            Where to load the weights, as in :meth:`scvi.model.base.BaseModelClass.load`.
+            Where to load the weights, as in :meth:`load`.
 
         Returns
         -------
-        The model, with its vocabulary and protein statistics; ``adata`` is ``None``.
+        The model; ``adata`` is ``None``.
 
         Examples
         --------
-        >>> model.save("pretrained")
-        >>> reference = sct.SCTRANSLATOR.load_pretrained("pretrained")
+        >>> reference = sct.SCTRANSLATOR.load_pretrained("pbmc")
+        >>> print(reference.model_card())
         >>> proteins = reference.predict_protein(query["rna"])
         """
-        if not Path(dir_path).is_dir():
-            raise FileNotFoundError(f"No saved model folder at {dir_path}.")
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*no saved anndata.*", category=UserWarning)
-            return cls.load(
-                str(dir_path), adata=None, prefix=prefix, accelerator=accelerator, device=device
-            )
+        return cls.load(name_or_path, adata=None, accelerator=accelerator, device=device)
 
     @classmethod
     def load_query_data(
@@ -779,17 +958,20 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         freeze: str | Sequence[str] | None = "encoder",
         rna_normalization: str | None = None,
         protein_normalization: str | None = None,
+        add_new_genes: bool = False,
     ) -> SCTRANSLATOR:
         """Build a new model for ``adata`` from the weights of a pre-trained ``reference``.
 
         Unlike scvi-tools' :meth:`~scvi.model.base.ArchesMixin.load_query_data`, the query may
-        have other genes and other proteins than the reference: the reference vocabulary is
-        extended with the tokens it lacks. Shared tokens keep their learnt embeddings; a new
-        protein token starts from the mean embedding of its coding genes (antibody table,
-        :func:`sctranslator.data.protein_aliases`) where the reference knows them, otherwise
-        from a random vector. The architecture and, unless overridden, the normalisations are
-        the reference's; the per-protein statistics are computed on ``adata``. The reference
-        is not changed: its weights are copied.
+        have other genes and other proteins than the reference. New proteins join the
+        vocabulary: a new protein token starts from the mean embedding of its coding genes
+        (antibody table, :func:`sctranslator.data.protein_aliases`) where the reference knows
+        them, otherwise from a random vector. Genes the reference never learnt are not read
+        (unless ``add_new_genes``), so they cannot push learnt genes out of a cell's
+        ``max_genes`` context. The architecture and, unless overridden, the normalisations are
+        the reference's; so are the mean and standard deviation of the shared proteins
+        (other statistics are computed from the training cells). The reference is not
+        changed: its weights are copied.
 
         Parameters
         ----------
@@ -806,10 +988,18 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         rna_normalization, protein_normalization
             Override the reference's normalisations (e.g. bulk pre-training, single-cell
             fine-tuning).
+        add_new_genes
+            Let genes the reference does not know join the vocabulary as untrained tokens
+            (e.g. pre-training on one panel, then training on another for many epochs).
 
         Returns
         -------
         A new, untrained :class:`SCTRANSLATOR`; call :meth:`train`, or use :meth:`fine_tune`.
+
+        Raises
+        ------
+        ValueError
+            When ``adata`` shares no gene or no protein with the reference.
 
         Examples
         --------
@@ -819,8 +1009,14 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         """
         if not isinstance(reference, SCTRANSLATOR):
             reference = cls.load_pretrained(reference)
+        registry = reference.registry_
+        rna = _rna_modality(adata, registry)
+        if not (reference.vocabulary.lookup_genes(rna.var_names) != UNKNOWN).any():
+            raise ValueError(
+                f"None of the {rna.n_vars} genes of `adata` (e.g. {list(rna.var_names[:3])}) is "
+                "known to the reference: use gene symbols (or Ensembl IDs) of the same species."
+            )
         if cls._get_most_recent_anndata_manager(adata) is None:
-            registry = reference.registry_
             getattr(cls, registry["setup_method_name"])(adata, **registry["setup_args"])
         params = {
             k: v for k, v in reference.init_params_["non_kwargs"].items()
@@ -830,7 +1026,18 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
             params["rna_normalization"] = rna_normalization
         if protein_normalization is not None:
             params["protein_normalization"] = protein_normalization
-        model = cls(adata, vocabulary=reference.vocabulary, freeze=freeze, **params)
+        params.pop("add_new_genes", None)
+        query_proteins = _registered_column_names(adata, REGISTRY_KEYS.PROTEIN_EXP_KEY)
+        if not (reference.vocabulary.lookup_proteins(query_proteins) != UNKNOWN).any():
+            raise ValueError(
+                f"None of the {len(query_proteins)} proteins of `adata` (e.g. "
+                f"{list(query_proteins[:3])}) is known to the reference; check the antibody "
+                "names with `sct.pp.map_protein_names`."
+            )
+        model = cls(
+            adata, vocabulary=reference.vocabulary, freeze=freeze, add_new_genes=add_new_genes,
+            **params,
+        )
         known = len(reference.vocabulary)
         sources = [
             reference.vocabulary.lookup_genes(protein_coding_genes(token))
@@ -886,6 +1093,27 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         model = type(self).load_query_data(adata, self, freeze=freeze)
         model.train(max_epochs=max_epochs, train_size=train_size, **train_kwargs)
         return model
+
+
+def _torch_device(accelerator: str, device: int | str) -> torch.device:
+    """The torch device of Lightning-style ``accelerator`` and ``device`` arguments."""
+    if accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    return torch.device("cuda" if device == "auto" else f"cuda:{device}")
+
+
+def _registered_column_names(adata: AnnData | MuData, registry_key: str) -> np.ndarray:
+    """Column names that the latest setup of ``adata`` registered under ``registry_key``."""
+    manager = SCTRANSLATOR._get_most_recent_anndata_manager(adata, required=True)
+    return np.asarray(manager.get_state_registry(registry_key).column_names).astype(str)
+
+
+def _rna_modality(adata: AnnData | MuData, registry: dict) -> AnnData:
+    """The RNA AnnData of ``adata`` under the setup arguments of ``registry``."""
+    if not isinstance(adata, MuData):
+        return adata
+    modalities = registry["setup_args"].get("modalities") or {}
+    return get_modality(adata, modalities.get("rna_layer", "rna"), "the RNA")
 
 
 def default_max_epochs(n_cells: int, cell_passes: int = 300_000) -> int:

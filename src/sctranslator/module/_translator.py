@@ -84,7 +84,8 @@ class TranslatorModule(BaseModuleClass):
     n_tokens
         Size of the token vocabulary.
     gene_ids
-        Token ids of the registered genes, in ``var`` order.
+        Token ids of the registered genes, in ``var`` order; a negative id marks a gene that is
+        not read (see :meth:`read_registered_genes`).
     protein_ids
         Token ids of the registered proteins, in column order.
     n_batch
@@ -229,6 +230,18 @@ class TranslatorModule(BaseModuleClass):
         present = expressed.gather(1, keep)
         return gene_ids[keep], torch.where(present, values.gather(1, keep), 0.0), present
 
+    def read_registered_genes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Counts and token ids of the registered genes the vocabulary has.
+
+        A registered gene whose id is negative (a transferred model that keeps genes the
+        reference never learnt out of its vocabulary) is not read at all: not a token and
+        not part of the normalisation, exactly as in prediction.
+        """
+        known = self.gene_ids >= 0
+        if bool(known.all()):
+            return x, self.gene_ids
+        return x[:, known], self.gene_ids[known]
+
     def _get_inference_input(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"x": tensors[REGISTRY_KEYS.X_KEY]}
 
@@ -254,7 +267,8 @@ class TranslatorModule(BaseModuleClass):
         ``return_attention``, also ``attention``: the read-in weights of the cell token and
         latents over the cell token and genes ``(cells, 1 + n_latents, 1 + width)``.
         """
-        gene_ids = self.gene_ids if gene_ids is None else gene_ids
+        if gene_ids is None:
+            x, gene_ids = self.read_registered_genes(x)
         token_ids, values, present = self.select_genes(gene_ids, self.normalize_rna(x))
         dropping = self.training and self.gene_dropout > 0
         if dropping:
@@ -511,14 +525,15 @@ class TranslatorModule(BaseModuleClass):
         these cells. Called once, before the first training, by
         :class:`~sctranslator.train.DataInitialization`; sets :attr:`initialized`.
         """
+        x, gene_ids = self.read_registered_genes(x)
         normalized = self.normalize_rna(x)
         values = torch.nan_to_num(normalized)
         n_genes, n_hidden = values.shape[1], self.cell_shift.shape[0]
         _, loadings = principal_axes(values, n_hidden)
         identity = torch.zeros(n_genes, n_hidden, device=values.device)
         identity[:, : loadings.shape[1]] = loadings * n_genes**0.5
-        self.embedding.identity.weight[self.gene_ids] = identity
-        _, pooled = self.embedding(*self.select_genes(self.gene_ids, normalized)[:2])
+        self.embedding.identity.weight[gene_ids] = identity
+        _, pooled = self.embedding(*self.select_genes(gene_ids, normalized)[:2])
         spread = pooled.std(0).mean().clamp_min(1e-6)
         self.cell_scale.fill_(float(1 / spread))
         self.cell_shift.copy_(-pooled.mean(0) / spread)
