@@ -4,6 +4,7 @@ from pathlib import Path
 
 import mudata as md
 import numpy as np
+import pandas as pd
 import pytest
 import scvi
 import torch
@@ -131,7 +132,7 @@ def test_fine_tuning_on_20_cells_with_a_protein_unseen_in_pretraining(reference,
     snapshot = {k: v.clone() for k, v in reference.module.state_dict().items()}
     few, held = p4[:20].copy(), p4[20:].copy()
     scvi.settings.seed = 0
-    tuned = reference.fine_tune(few, max_epochs=3, enable_progress_bar=False)
+    tuned = reference.fine_tune(few, max_epochs=3, interpolation=1.0)
     assert tuned is not reference and tuned.module is not reference.module
     for name, value in reference.module.state_dict().items():
         assert torch.equal(value, snapshot[name]), f"reference weight {name} changed"
@@ -187,3 +188,23 @@ def test_bulk_cptac_pretraining_then_single_cell_stage(pbmc):
     )
     with pytest.raises(FileNotFoundError, match="lacks the CPTAC files"):
         sct.datasets.cptac_ucec_bulk(CPTAC.parent)
+
+
+def test_fine_tuning_interpolates_back_towards_the_reference(reference, p4):
+    few, held = p4[:20].copy(), p4[20:120].copy()
+    expected = reference.predict_protein(held["rna"])
+    scvi.settings.seed = 0
+    kept = reference.fine_tune(few.copy(), max_epochs=3, interpolation=0.0)
+    shared = [p for p in kept.protein_reliability.index if p in expected.columns]
+    assert len(shared) > 100
+    # weight 0: the reference's weights and protein scale, so its predictions, on shared proteins
+    pd.testing.assert_frame_equal(
+        kept.predict_protein(held["rna"], proteins=shared), expected[shared], atol=1e-4, rtol=1e-4
+    )
+    tuned = reference.fine_tune(few.copy(), max_epochs=3, n_folds=2)
+    chosen = tuned.fine_tuning_
+    assert chosen["interpolation"] in (0.0, 0.25, 0.5, 0.75, 1.0)
+    assert set(chosen["cv_scores"]) == {0.0, 0.25, 0.5, 0.75, 1.0}
+    assert chosen["cv_scores"][chosen["interpolation"]] == max(chosen["cv_scores"].values())
+    with pytest.raises(ValueError, match="interpolation"):
+        reference.fine_tune(few.copy(), interpolation=2.0)

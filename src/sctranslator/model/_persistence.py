@@ -101,6 +101,10 @@ def write_model(folder: Path, state: dict[str, torch.Tensor], settings: dict, ca
     settings["sctranslator_version"] = metadata.version("sctranslator")
     (folder / SETTINGS_FILE).write_text(json.dumps(_encode(settings), indent=1))
     (folder / CARD_FILE).write_text(card)
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in folder.iterdir():  # safetensors writes owner-only files; use the umask
+        path.chmod(0o666 & ~umask)
 
 
 def replace_folder(target: Path, write, overwrite: bool) -> None:

@@ -43,9 +43,11 @@ from sctranslator.data._validate import iter_row_chunks
 from sctranslator.data._vocabulary import UNKNOWN, protein_coding_genes, report_unknown
 from sctranslator.data._writer import check_output_path, write_blocks
 from sctranslator.module import TranslatorModule
+from sctranslator.module._translator import REFERENCE_MAPPING
 from sctranslator.train import BestWeights, DataInitialization, TranslatorTrainingPlan
 
 from ._card import held_out_pearson, noise_flags, render_card
+from ._fine_tune import choose_interpolation, interpolate_parameters, starting_parameters
 from ._persistence import read_model, replace_folder, resolve_model_folder, write_model
 
 logger = logging.getLogger(__name__)
@@ -291,6 +293,67 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         return pd.Series([values.get(n, np.nan) for n in names], index=names, dtype=float,
                          name="reliability")
 
+    def _standardized_proteins(self, rows: np.ndarray) -> torch.Tensor:
+        """Standardised registered proteins of ``rows`` (NaN where unmeasured)."""
+        proteins = self.adata_manager.get_from_registry(REGISTRY_KEYS.PROTEIN_EXP_KEY)
+        proteins = proteins.to_numpy() if isinstance(proteins, pd.DataFrame) else proteins
+        block = proteins[rows]
+        block = block.toarray() if hasattr(block, "toarray") else np.asarray(block)
+        batches = np.asarray(self.adata_manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY)).ravel()
+        return self.module.standardized_target(
+            torch.as_tensor(block, dtype=torch.float32, device=self.device),
+            torch.as_tensor(batches[rows], device=self.device),
+        )
+
+    @torch.inference_mode()
+    def _fit_reference_mapping(self, max_anchors: int = 2048) -> None:
+        """Choose and set the reference-mapping read-out on the validation cells."""
+        train = np.sort(np.asarray(self.train_indices))
+        validation = np.sort(np.asarray(self.validation_indices if self.validation_indices is not None else []))
+        if len(validation) < 3:
+            return
+        if len(validation) > max_anchors:
+            validation = np.sort(np.random.default_rng(settings.seed).choice(validation, max_anchors, False))
+        if len(train) > max_anchors:
+            train = np.sort(np.random.default_rng(settings.seed).choice(train, max_anchors, False))
+        targets = self._standardized_proteins(train)
+        keep = ~targets.isnan().all(1)
+        train, targets = train[keep.cpu().numpy()], targets[keep]
+        measured = self._standardized_proteins(validation).cpu().numpy()
+        anchors = torch.as_tensor(self.get_latent_representation(indices=train), device=self.device)
+        z = torch.as_tensor(self.get_latent_representation(indices=validation), device=self.device)
+        self.module.eval()
+        network = self.module.generative(
+            self.module.inference(self._validation_counts(validation))["context"]
+        )["protein"].cpu().numpy()
+        squared = torch.cdist(anchors, anchors) ** 2
+        median = float(squared[squared > 0].median())
+        best = (-np.inf, None)
+        for scale in (0.25, 0.5, 1.0, 2.0):
+            for alpha in (0.1, 0.3, 1.0):
+                kernel = torch.exp(-scale / median * squared)
+                eye = torch.eye(len(anchors), device=self.device)
+                weights = torch.linalg.solve(kernel + alpha * eye, targets.nan_to_num())
+                mapped = (torch.exp(-scale / median * torch.cdist(z, anchors) ** 2) @ weights).cpu().numpy()
+                for blend in (0.25, 0.5, 0.75, 1.0):
+                    value = np.nanmean(held_out_pearson(np.asarray((1 - blend) * network + blend * mapped), measured))
+                    if value > best[0]:
+                        best = (value, (scale / median, alpha, blend))
+        network_score = np.nanmean(held_out_pearson(network, measured))
+        if best[1] is None or best[0] <= network_score:
+            return
+        gamma, alpha, blend = best[1]
+        self.module.set_reference_mapping(
+            anchors, targets, gamma, alpha, torch.full((len(self.module.protein_ids),), blend)
+        )
+        logger.info("Reference mapping: validation Pearson %.4f -> %.4f (blend %.2f).",
+                    network_score, best[0], blend)
+
+    def _validation_counts(self, rows: np.ndarray) -> torch.Tensor:
+        counts = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)[rows]
+        counts = counts.toarray() if hasattr(counts, "toarray") else np.asarray(counts)
+        return torch.as_tensor(counts, dtype=torch.float32, device=self.device)
+
     @torch.inference_mode()
     def _score_validation_cells(self) -> None:
         """Set :attr:`protein_reliability` from the validation cells of the last training."""
@@ -472,6 +535,7 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         early_stopping_patience: int = 30,
         restore_best_weights: bool = True,
         gradient_checkpointing: bool = False,
+        reference_mapping: bool = False,
         plan_kwargs: dict | None = None,
         datasplitter_kwargs: dict | None = None,
         **trainer_kwargs,
@@ -483,8 +547,11 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         kept. Everything is recorded in :attr:`history`. The first training of a new model
         starts from its training cells' RNA (:class:`~sctranslator.train.DataInitialization`:
         PCA gene identities, a standardised cell token); later calls, and models made by
-        :meth:`load_query_data`, continue from their weights. Every call fits the
-        ``target_smoothing`` teacher to its own training cells.
+        :meth:`load_query_data`, continue from their weights. Every call fits the panel
+        statistics (measured-protein mask, protein scale and axes) and the
+        ``target_smoothing`` teacher to its own training cells; validation cells never shape
+        the model. After training, :attr:`protein_reliability` is scored on the validation
+        cells.
 
         Scale: ``accelerator="gpu", devices=N, strategy="ddp"`` trains data-parallel (one
         process per device, scvi-tools' distributed sampler splits the cells; multi-node
@@ -521,6 +588,11 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
             Recompute the attention blocks' activations in the backward pass instead of
             storing them (:func:`torch.utils.checkpoint.checkpoint`): less memory for larger
             batches or contexts, about a third more compute.
+        reference_mapping
+            After training, add a reference-mapping read-out: RBF kernel ridge from the
+            cell token of at most 2,048 training cells to their proteins, with its width,
+            penalty and blend with the network chosen on the validation cells
+            (:meth:`~sctranslator.module.TranslatorModule.set_reference_mapping`).
         plan_kwargs
             Passed to :class:`~sctranslator.train.TranslatorTrainingPlan` (``lr``,
             ``weight_decay``...).
@@ -564,6 +636,8 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
             datasplitter_kwargs=datasplitter_kwargs,
             **trainer_kwargs,
         )
+        if reference_mapping:
+            self._fit_reference_mapping()
         self._score_validation_cells()
 
     # ------------------------------------------------------------------------ prediction
@@ -593,7 +667,8 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         ----------
         adata
             AnnData with RNA counts, or MuData with the RNA modality the model was set up
-            with; the registered data by default. RNA is read from the registered layer.
+            with; the registered data by default. RNA counts are read from the layer the
+            model was set up with when the query has it, otherwise from ``X``.
         indices
             Cells to predict; all by default.
         proteins
@@ -713,6 +788,8 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         args = self.registry_["setup_args"]
         adata = self._rna_data(adata)
         layer = args.get("rna_layer", args.get("layer"))
+        if layer is not None and layer not in adata.layers:
+            layer = None  # a query with its counts in X, e.g. for a shipped reference
         matrix = get_matrix(adata, layer, "the query's RNA")
         check_unique(adata.var_names, "gene")
         var_names = np.asarray(adata.var_names)
@@ -827,7 +904,7 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
             name: getattr(self, name, None)
             for name in (
                 "is_trained_", "train_indices_", "validation_indices_", "test_indices_",
-                "history_", "card_", "protein_reliability_",
+                "history_", "card_", "protein_reliability_", "fine_tuning_",
             )
         }
         settings = {
@@ -901,6 +978,9 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
             setup = getattr(cls, registry["setup_method_name"])
             setup(adata, source_registry=registry, **registry["setup_args"])
         model = cls(adata, registry=registry, vocabulary=settings["vocabulary"], **settings["init_params"])
+        for name in REFERENCE_MAPPING:
+            if name in state:
+                setattr(model.module, name, torch.empty_like(state[name]))
         try:
             model.module.load_state_dict(state)
         except RuntimeError as error:
@@ -1016,6 +1096,13 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
                 f"None of the {rna.n_vars} genes of `adata` (e.g. {list(rna.var_names[:3])}) is "
                 "known to the reference: use gene symbols (or Ensembl IDs) of the same species."
             )
+        query_proteins = _protein_names(adata, registry)
+        if not (reference.vocabulary.lookup_proteins(query_proteins) != UNKNOWN).any():
+            raise ValueError(
+                f"None of the {len(query_proteins)} proteins of `adata` (e.g. "
+                f"{list(query_proteins[:3])}) is known to the reference; check the antibody "
+                "names with `sct.pp.map_protein_names`."
+            )
         if cls._get_most_recent_anndata_manager(adata) is None:
             getattr(cls, registry["setup_method_name"])(adata, **registry["setup_args"])
         params = {
@@ -1027,13 +1114,6 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         if protein_normalization is not None:
             params["protein_normalization"] = protein_normalization
         params.pop("add_new_genes", None)
-        query_proteins = _registered_column_names(adata, REGISTRY_KEYS.PROTEIN_EXP_KEY)
-        if not (reference.vocabulary.lookup_proteins(query_proteins) != UNKNOWN).any():
-            raise ValueError(
-                f"None of the {len(query_proteins)} proteins of `adata` (e.g. "
-                f"{list(query_proteins[:3])}) is known to the reference; check the antibody "
-                "names with `sct.pp.map_protein_names`."
-            )
         model = cls(
             adata, vocabulary=reference.vocabulary, freeze=freeze, add_new_genes=add_new_genes,
             **params,
@@ -1043,7 +1123,19 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
             reference.vocabulary.lookup_genes(protein_coding_genes(token))
             for token in model.vocabulary.tokens[known:]
         ]
-        model.module.transfer_from(reference.module, [ids[ids != UNKNOWN] for ids in sources])
+        reference_proteins = list(reference._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY))
+        reference_tokens = reference.module.protein_ids.tolist()
+        positions = [
+            reference_proteins.index(name) if name in reference_proteins
+            else reference_tokens.index(token) if token in reference_tokens else -1
+            for name, token in zip(
+                model._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY),
+                model.module.protein_ids.tolist(), strict=True,
+            )
+        ]
+        model.module.transfer_from(
+            reference.module, [ids[ids != UNKNOWN] for ids in sources], positions
+        )
         logger.info(
             "Transferred %s: %d tokens shared, %d new (%s).",
             type(reference).__name__, known, len(model.vocabulary) - known,
@@ -1056,15 +1148,21 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         adata: AnnData | MuData,
         freeze: str | Sequence[str] | None = "encoder",
         max_epochs: int = 200,
-        train_size: float = 1.0,
+        interpolation: float | str = "cv",
+        n_folds: int = 4,
         **train_kwargs,
     ) -> SCTRANSLATOR:
         """Adapt this (pre-trained) model to ``adata``: return a new, trained model.
 
-        :meth:`load_query_data` with this model as the reference, then :meth:`train`. By
-        default every cell trains (``train_size=1.0``, no validation or early stopping: the
-        few-shot protocol has too few cells, e.g. 20, to hold some out) for ``max_epochs``.
-        This model is not changed.
+        :meth:`load_query_data` with this model as the reference (genes it never learnt are
+        not read; its protein scale is kept), then :meth:`train` on every cell for
+        ``max_epochs`` (a few cells, e.g. 20, are too few to hold some out for early
+        stopping). The weights are then pulled back towards the transferred start,
+        ``start + w * (fine-tuned - start)`` (weight-space ensembling, WiSE-FT): with ``w``
+        chosen by ``n_folds``-fold cross-validation over the cells (``interpolation="cv"``;
+        out-of-fold mean per-protein Pearson, ties to the smaller ``w``), fine-tuning keeps
+        the reference's predictions where the few cells cannot improve them. The chosen ``w``
+        and the scores are in ``model.fine_tuning_``. This model is not changed.
 
         Parameters
         ----------
@@ -1075,8 +1173,11 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
             As in :meth:`load_query_data`.
         max_epochs
             Training epochs.
-        train_size
-            Fraction of cells that train; below 1 the rest validate and drive early stopping.
+        interpolation
+            ``"cv"``, or a fixed weight in ``[0, 1]`` (1: the fine-tuned weights as trained;
+            0: the reference's weights, with new proteins at their starting point).
+        n_folds
+            Folds of the cross-validation (``n_folds + 1`` fine-tunings in all).
         **train_kwargs
             Passed to :meth:`train` (``plan_kwargs``, ``batch_size``...).
 
@@ -1086,12 +1187,35 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
 
         Examples
         --------
-        >>> reference = sct.SCTRANSLATOR.load_pretrained("pretrained")
+        >>> reference = sct.SCTRANSLATOR.load_pretrained("pbmc")
         >>> model = reference.fine_tune(twenty_cells)
+        >>> model.fine_tuning_["interpolation"]
         >>> proteins = model.predict_protein(query["rna"])
         """
-        model = type(self).load_query_data(adata, self, freeze=freeze)
-        model.train(max_epochs=max_epochs, train_size=train_size, **train_kwargs)
+        if interpolation != "cv" and not 0 <= float(interpolation) <= 1:
+            raise ValueError(f"interpolation must be 'cv' or in [0, 1], not {interpolation!r}.")
+        train_kwargs = {"enable_progress_bar": False, **train_kwargs}
+
+        def fit(rows: np.ndarray | None) -> tuple[SCTRANSLATOR, dict]:
+            model = type(self).load_query_data(adata, self, freeze=freeze)
+            start = starting_parameters(model.module)
+            split = {}
+            if rows is not None:  # the other cells are a test set: never trained on
+                rest = np.setdiff1d(np.arange(adata.n_obs), rows)
+                indexing = [rows, np.array([], dtype=int), rest]
+                split = {"datasplitter_kwargs": {"external_indexing": indexing}}
+            model.train(max_epochs=max_epochs, train_size=1.0, **split, **train_kwargs)
+            return model, start
+
+        scores = {}
+        if interpolation == "cv":
+            interpolation, scores = choose_interpolation(
+                adata.n_obs, fit, n_folds, settings.seed
+            )
+        model, start = fit(None)
+        interpolate_parameters(model.module, start, float(interpolation))
+        model.fine_tuning_ = {"interpolation": float(interpolation), "cv_scores": scores}
+        model._score_validation_cells()
         return model
 
 
@@ -1102,10 +1226,16 @@ def _torch_device(accelerator: str, device: int | str) -> torch.device:
     return torch.device("cuda" if device == "auto" else f"cuda:{device}")
 
 
-def _registered_column_names(adata: AnnData | MuData, registry_key: str) -> np.ndarray:
-    """Column names that the latest setup of ``adata`` registered under ``registry_key``."""
-    manager = SCTRANSLATOR._get_most_recent_anndata_manager(adata, required=True)
-    return np.asarray(manager.get_state_registry(registry_key).column_names).astype(str)
+def _protein_names(adata: AnnData | MuData, registry: dict) -> list[str]:
+    """Protein names of ``adata`` under the setup arguments of ``registry``."""
+    args = registry["setup_args"]
+    if isinstance(adata, MuData):
+        modality = (args.get("modalities") or {}).get("protein_layer", "prot")
+        return list(get_modality(adata, modality, "the proteins").var_names)
+    proteins = adata.obsm[args["protein_expression_obsm_key"]]
+    if isinstance(proteins, pd.DataFrame):
+        return list(proteins.columns)
+    return list(adata.uns[args["protein_names_uns_key"]])
 
 
 def _rna_modality(adata: AnnData | MuData, registry: dict) -> AnnData:

@@ -30,6 +30,8 @@ FREEZE_PRESETS: dict[str, tuple[str, ...]] = {
 PANEL_STATISTICS = (
     "protein_mean", "protein_std", "protein_fitted", "protein_axes", "protein_batch_mask"
 )
+# Kernel ridge read-out from the cell token, fitted after training (set_reference_mapping).
+REFERENCE_MAPPING = ("mapping_anchors", "mapping_weights", "mapping_gamma", "mapping_blend")
 # The teacher of target smoothing: training cells' principal components and proteins, set before
 # each training and never saved.
 NEIGHBOR_TEACHER = (
@@ -183,6 +185,9 @@ class TranslatorModule(BaseModuleClass):
         rank = n_proteins if protein_rank is None else min(protein_rank, n_proteins)
         self.register_buffer("protein_axes", torch.eye(n_proteins)[:, :rank])
         self.register_buffer("initialized", torch.tensor(False))
+        # The reference-mapping read-out, fitted after training (see set_reference_mapping).
+        for name in REFERENCE_MAPPING:
+            self.register_buffer(name, None)
         # The neighbour teacher of the current training data (see set_neighbor_targets).
         for name in NEIGHBOR_TEACHER:
             self.register_buffer(name, None, persistent=False)
@@ -348,10 +353,52 @@ class TranslatorModule(BaseModuleClass):
             + identity @ out.bias
         )
         bias = self.protein_bias(protein_ids).squeeze(1)
-        outputs = {"protein": protein / identity.shape[1] ** 0.5 + bias}
+        protein = protein / identity.shape[1] ** 0.5 + bias
+        if self.mapping_anchors is not None:
+            protein = self._blend_reference_mapping(protein, context[:, 0], protein_ids)
+        outputs = {"protein": protein}
         if return_attention:
             outputs["attention"] = attention
         return outputs
+
+    def _blend_reference_mapping(
+        self, protein: torch.Tensor, z: torch.Tensor, protein_ids: torch.Tensor
+    ) -> torch.Tensor:
+        """Blend ``protein`` with the kernel regression of the training cells' proteins on z."""
+        kernel = torch.exp(-self.mapping_gamma * torch.cdist(z, self.mapping_anchors) ** 2)
+        match = protein_ids[:, None] == self.protein_ids[None, :]
+        column = match.float().argmax(1)
+        mapped = kernel @ self.mapping_weights[:, column]
+        blend = torch.where(match.any(1), self.mapping_blend[column], 0.0)
+        return torch.lerp(protein, mapped, blend)
+
+    @torch.no_grad()
+    def set_reference_mapping(
+        self,
+        anchors: torch.Tensor,
+        targets: torch.Tensor,
+        gamma: float,
+        alpha: float,
+        blend: torch.Tensor,
+    ) -> None:
+        """Add a reference-mapping read-out: RBF kernel ridge from the cell token to proteins.
+
+        ``anchors`` are training cells' cell tokens ``z`` and ``targets`` their standardised
+        proteins (unmeasured values count as the mean, 0). Predictions of the registered
+        proteins become ``(1 - blend) * network + blend * kernel ridge``, per protein. Saved
+        with the weights; :meth:`clear_reference_mapping` removes it.
+        """
+        kernel = torch.exp(-gamma * torch.cdist(anchors, anchors) ** 2)
+        eye = torch.eye(len(anchors), device=anchors.device, dtype=anchors.dtype)
+        self.mapping_anchors = anchors
+        self.mapping_weights = torch.linalg.solve(kernel + alpha * eye, targets.nan_to_num())
+        self.mapping_gamma = torch.tensor(float(gamma), device=anchors.device)
+        self.mapping_blend = blend.to(anchors.device, anchors.dtype)
+
+    def clear_reference_mapping(self) -> None:
+        """Remove the reference-mapping read-out (before a new training)."""
+        for name in REFERENCE_MAPPING:
+            setattr(self, name, None)
 
     @torch.inference_mode()
     def gene_attention(
@@ -541,7 +588,10 @@ class TranslatorModule(BaseModuleClass):
 
     @torch.no_grad()
     def transfer_from(
-        self, reference: TranslatorModule, new_token_sources: Sequence[Sequence[int]] = ()
+        self,
+        reference: TranslatorModule,
+        new_token_sources: Sequence[Sequence[int]] = (),
+        protein_positions: Sequence[int] | None = None,
     ) -> None:
         """Start from the weights of ``reference``, a module with a prefix of this vocabulary.
 
@@ -549,8 +599,9 @@ class TranslatorModule(BaseModuleClass):
         (:meth:`sctranslator.data.Vocabulary.extend` guarantees it). Every weight is copied (the
         reference is not changed), except the per-protein statistics of the panel
         (:data:`PANEL_STATISTICS`), which belong to the new data, except the mean and
-        standard deviation of the proteins both panels share (when both use the same protein
-        normalisation), so the reference's output scale is kept. Token
+        standard deviation of protein ``j``, taken from the reference's registered protein
+        ``protein_positions[j]`` (``-1``: none) when both use the same protein normalisation,
+        so the reference's output scale is kept. Token
         ``len(reference vocabulary) + i`` starts with the mean identity and protein bias of the
         reference tokens ``new_token_sources[i]`` (e.g. an antibody's coding genes) or, without
         any, with a random identity of the reference identities' spread and no bias. Batches
@@ -567,7 +618,7 @@ class TranslatorModule(BaseModuleClass):
         if len(own["embedding.identity.weight"]) < n_reference:
             raise ValueError("This module's vocabulary does not extend the reference's.")
         for name, value in source.items():
-            if name in PANEL_STATISTICS:
+            if name in PANEL_STATISTICS or name in REFERENCE_MAPPING:
                 continue
             if name in ("embedding.identity.weight", "protein_bias.weight"):
                 own[name][:n_reference] = value
@@ -590,15 +641,15 @@ class TranslatorModule(BaseModuleClass):
             else:
                 own[name].copy_(value)
         self.load_state_dict(own)
-        if self.normalize_protein is reference.normalize_protein:
-            self._copy_protein_statistics(reference)
+        if protein_positions is not None and self.normalize_protein is reference.normalize_protein:
+            self._copy_protein_statistics(reference, protein_positions)
 
-    def _copy_protein_statistics(self, reference: TranslatorModule) -> None:
-        """Take the reference's mean and std of the proteins (tokens) both panels share."""
-        position = {int(t): i for i, t in enumerate(reference.protein_ids.tolist())}
-        for j, token in enumerate(self.protein_ids.tolist()):
-            i = position.get(int(token))
-            if i is not None and bool(reference.protein_fitted[i]):
+    def _copy_protein_statistics(
+        self, reference: TranslatorModule, positions: Sequence[int]
+    ) -> None:
+        """Take the reference's mean and std of protein ``positions[j]`` for protein ``j``."""
+        for j, i in enumerate(positions):
+            if i >= 0 and bool(reference.protein_fitted[i]):
                 self.protein_mean[j] = reference.protein_mean[i]
                 self.protein_std[j] = reference.protein_std[i]
                 self.protein_fitted[j] = True

@@ -60,6 +60,7 @@ class DataInitialization(pl.Callback):
             )
             return
         rows = np.asarray(splitter.train_idx)
+        module.clear_reference_mapping()  # refitted after this training by the model
         fit_panel_statistics(module, splitter.adata_manager, rows, self.max_cells)
         if bool(module.initialized) and module.target_smoothing == 0:
             self._broadcast(trainer, module)
