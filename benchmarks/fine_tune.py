@@ -7,6 +7,7 @@ Rows: the zero-shot reference; ``fine_tune`` with each freeze option; a model tr
 scratch on the same few cells; ridge on RNA PCA fitted to the same few cells.
 
     python benchmarks/fine_tune.py --directions p3_0:p4_0 p4_0:p3_0 --draws 0 1 2
+    python benchmarks/fine_tune.py --summarize    # fine_tune.md from the CSVs
 """
 
 from __future__ import annotations
@@ -68,6 +69,17 @@ def run_direction(source: str, target: str, draws: list[int], n_cells: int) -> p
     return pd.DataFrame(rows)
 
 
+def summarize(folder: Path) -> pd.DataFrame:
+    """Mean ± sd over draws of every ``fine_tune_*.csv`` in ``folder``, written to fine_tune.md."""
+    runs = pd.concat([pd.read_csv(path) for path in sorted(folder.glob("fine_tune_*.csv"))])
+    grouped = runs.groupby(["direction", "method"], sort=False)
+    table = grouped["protein_pearson_mean"].agg(["mean", "std", "count"]).round(4)
+    table["cpu_seconds"] = grouped["cpu_seconds"].mean().round(1)
+    table = table.rename(columns={"count": "draws"})
+    (folder / "fine_tune.md").write_text(table.to_markdown() + "\n")
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--directions", nargs="+", default=["p3_0:p4_0", "p4_0:p3_0"])
@@ -75,7 +87,11 @@ def main() -> None:
     parser.add_argument("--n-cells", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--summarize", action="store_true", help="only summarise the CSVs")
     args = parser.parse_args()
+    if args.summarize:
+        print(summarize(args.out).to_string())
+        return
     torch.set_num_threads(args.threads)
     table = pd.concat(
         [run_direction(*d.split(":"), args.draws, args.n_cells) for d in args.directions]
@@ -83,8 +99,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     tag = "_".join(d.replace(":", "-") for d in args.directions)
     table.round(4).to_csv(args.out / f"fine_tune_{tag}.csv", index=False)
-    summary = table.groupby(["direction", "method"], sort=False)["protein_pearson_mean"].agg(["mean", "std"])
-    print(summary.round(4).to_string())
+    print(summarize(args.out).to_string())
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ import itertools
 import time
 import warnings
 
-import numpy as np
 import pandas as pd
 import scvi
 import torch
@@ -28,7 +27,10 @@ from sctranslator.nn import PROTEIN_NORMALIZATIONS
 def run(rna_norm: str, protein_norm: str, max_genes: int, max_epochs: int, train, test) -> dict:
     scvi.settings.seed = 0
     sct.SCTRANSLATOR.setup_mudata(
-        train, rna_layer="counts", protein_layer="counts", batch_key="batch",
+        train,
+        rna_layer="counts",
+        protein_layer="counts",
+        batch_key="batch",
         modalities={"rna_layer": "rna", "protein_layer": "prot"},
     )
     model = sct.SCTRANSLATOR(
@@ -40,11 +42,13 @@ def run(rna_norm: str, protein_norm: str, max_genes: int, max_epochs: int, train
     normalize = PROTEIN_NORMALIZATIONS[protein_norm]
     truth = pd.DataFrame(
         normalize(torch.tensor(test["prot"].layers["counts"])).numpy(),
-        index=test.obs_names, columns=test["prot"].var_names,
+        index=test.obs_names,
+        columns=test["prot"].var_names,
     )
     train_truth = pd.DataFrame(
         normalize(torch.tensor(train["prot"].layers["counts"])).numpy(),
-        index=train.obs_names, columns=train["prot"].var_names,
+        index=train.obs_names,
+        columns=train["prot"].var_names,
     )
     methods = {
         "sctranslator": model.predict_protein(test["rna"]),
@@ -54,11 +58,17 @@ def run(rna_norm: str, protein_norm: str, max_genes: int, max_epochs: int, train
     rows = []
     for method, prediction in methods.items():
         scores = sct.metrics.evaluate(prediction, truth)
-        rows.append({
-            "rna": rna_norm, "protein": protein_norm, "max_genes": max_genes, "method": method,
-            "epochs": len(model.history["pearson_validation"]), "train_s": round(seconds, 1),
-            **scores.round(3).to_dict(),
-        })
+        rows.append(
+            {
+                "rna": rna_norm,
+                "protein": protein_norm,
+                "max_genes": max_genes,
+                "method": method,
+                "epochs": len(model.history["pearson_validation"]),
+                "train_s": round(seconds, 1),
+                **scores.round(3).to_dict(),
+            }
+        )
     return rows
 
 
@@ -70,13 +80,17 @@ def main() -> None:
     parser.add_argument("--max-genes", nargs="+", type=int, default=[256])
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
+    # A benchmark prints result tables: the dependency warnings of its many short trainings
+    # (e.g. Lightning's logging-interval hint on small data) would bury them.
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
     mdata = sct.datasets.pbmc_cite_mini()
     train = mdata[mdata.obs["batch"] == "p3_0"].copy()
     test = mdata[mdata.obs["batch"] == "p4_0"].copy()
     rows = []
-    for rna_norm, protein_norm, max_genes in itertools.product(args.rna, args.protein, args.max_genes):
+    for rna_norm, protein_norm, max_genes in itertools.product(
+        args.rna, args.protein, args.max_genes
+    ):
         rows += run(rna_norm, protein_norm, max_genes, args.max_epochs, train, test)
         print(pd.DataFrame(rows[-3:]).to_string(index=False), flush=True)
     table = pd.DataFrame(rows)

@@ -1,15 +1,17 @@
 """Peak memory and wall time of streamed prediction as the number of cells grows.
 
-Trains an SCTRANSLATOR (default architecture) on the embedded PBMC batch p3_0 (RNA counts in ``.X``), writes
-synthetic sparse RNA files of N cells to disk (rows resampled from the real PBMC cells, so
-the genes and sparsity are real; written in chunks, never whole in memory), then runs
+Trains an SCTRANSLATOR (default architecture) on the embedded PBMC batch p3_0 (RNA counts in
+``.X``), writes synthetic sparse RNA files of N cells to disk (rows resampled from the real
+PBMC cells, so the genes and sparsity are real; written in chunks, never whole in memory),
+then runs
 
     sctranslator predict --model MODEL --input cells_N.h5ad --output pred_N.h5ad
 
 for each N in a fresh process (one thread), and reads that process's peak resident memory
-and CPU time from ``os.wait4``. The input is opened backed and the predictions are streamed to disk, so the
-peak should stay flat as N grows. Prints a table and writes ``prediction_memory.csv`` and
-``prediction_memory.md`` into ``--out``; the model and the data files go to ``--workdir``.
+and CPU time from ``os.wait4``. The input is opened backed and the predictions are streamed
+to disk, so the peak should stay flat as N grows. Prints a table and writes
+``prediction_memory.csv`` and ``prediction_memory.md`` into ``--out``; the model and the data
+files go to ``--workdir``.
 
     python benchmarks/prediction_memory.py [--cells 10000 100000 1000000] [--workdir DIR]
 """
@@ -78,9 +80,20 @@ def write_cells(path: Path, n_cells: int, seed: int = 0) -> None:
 def predict(model: Path, source: Path, output: Path, batch_size: int) -> dict:
     """Run ``sctranslator predict`` in a fresh process; its wall time, CPU time and peak RSS."""
     command = [
-        sys.executable, "-m", "sctranslator", "predict", "--model", str(model),
-        "--input", str(source), "--output", str(output), "--batch-size", str(batch_size),
-        "--overwrite", "--no-progress",
+        sys.executable,
+        "-m",
+        "sctranslator",
+        "predict",
+        "--model",
+        str(model),
+        "--input",
+        str(source),
+        "--output",
+        str(output),
+        "--batch-size",
+        str(batch_size),
+        "--overwrite",
+        "--no-progress",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     start = time.perf_counter()
@@ -117,16 +130,18 @@ def main() -> None:
         write_cells(source, n_cells)
         written_s = time.perf_counter() - start
         result = predict(model, source, output, args.batch_size)
-        rows.append({
-            "cells": n_cells,
-            "input_mib": round(source.stat().st_size / 2**20, 1),
-            "write_input_s": round(written_s, 1),
-            "predict_wall_s": round(result["wall_s"], 1),
-            "predict_cpu_s": round(result["cpu_s"], 1),
-            "cells_per_cpu_s": round(n_cells / result["cpu_s"]),
-            "peak_rss_mib": round(result["peak_rss_mib"]),
-            "output_mib": round(output.stat().st_size / 2**20, 1),
-        })
+        rows.append(
+            {
+                "cells": n_cells,
+                "input_mib": round(source.stat().st_size / 2**20, 1),
+                "write_input_s": round(written_s, 1),
+                "predict_wall_s": round(result["wall_s"], 1),
+                "predict_cpu_s": round(result["cpu_s"], 1),
+                "cells_per_cpu_s": round(n_cells / result["cpu_s"]),
+                "peak_rss_mib": round(result["peak_rss_mib"]),
+                "output_mib": round(output.stat().st_size / 2**20, 1),
+            }
+        )
         print(pd.DataFrame(rows).to_string(index=False), flush=True)
     table = pd.DataFrame(rows)
     table.to_csv(args.out / "prediction_memory.csv", index=False)

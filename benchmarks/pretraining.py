@@ -75,6 +75,8 @@ def main() -> None:
     parser.add_argument("--max-genes", type=int, default=128)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
+    # A benchmark prints result tables: the dependency warnings of its many short trainings
+    # (e.g. Lightning's logging-interval hint on small data) would bury them.
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
     quiet = {"enable_progress_bar": False, "accelerator": "cpu"}

@@ -1,15 +1,13 @@
-import warnings
-
 import pytest
 import scvi
 import torch
+from helpers import batch, setup
 
 import sctranslator as sct
-from helpers import batch, setup
+
 
 def pytest_configure(config):
     torch.set_num_threads(1)
-    warnings.filterwarnings("ignore", category=FutureWarning)
 
 
 @pytest.fixture(scope="session")

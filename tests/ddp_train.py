@@ -19,6 +19,8 @@ from pathlib import Path
 import torch
 
 torch.set_num_threads(1)
+# A worker process: its stderr is only read when it fails, and each of the two ranks
+# would repeat the same dependency warnings there.
 warnings.filterwarnings("ignore")
 
 import scvi  # noqa: E402

@@ -1,12 +1,14 @@
 """Helpers shared by the tests."""
 
 import sctranslator as sct
+from sctranslator._mudata import shared_var_names
 
 MODALITIES = {"rna_layer": "rna", "protein_layer": "prot"}
 
 
 def batch(mdata, name):
-    return mdata[mdata.obs["batch"] == name].copy()
+    with shared_var_names(mdata.mod.values()):  # 13 PBMC antibodies are named like their genes
+        return mdata[mdata.obs["batch"] == name].copy()
 
 
 def setup(mdata):

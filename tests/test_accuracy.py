@@ -1,13 +1,15 @@
 """Accuracy floor on real PBMC cells: train on batch p3_0, predict batch p4_0 from RNA."""
 
 import numpy as np
+import pytest
 import scvi
+from helpers import batch, setup
 
 import sctranslator as sct
 from sctranslator._baselines import average_profile
-from helpers import batch, setup
 
 
+@pytest.mark.slow  # trains to convergence (about a minute on one CPU thread)
 def test_model_beats_the_average_profile_on_held_out_cells(pbmc):
     scvi.settings.seed = 0
     train = setup(batch(pbmc, "p3_0"))
@@ -16,7 +18,9 @@ def test_model_beats_the_average_profile_on_held_out_cells(pbmc):
     model.train(max_epochs=120, enable_progress_bar=False)
     measured = sct.pp.normalize_protein(test["prot"], layer="counts")
     predicted = model.predict_protein(test["rna"])
-    control = average_profile(sct.pp.normalize_protein(train["prot"], layer="counts"), test.obs_names)
+    control = average_profile(
+        sct.pp.normalize_protein(train["prot"], layer="counts"), test.obs_names
+    )
     model_scores = sct.metrics.evaluate(predicted, measured)
     control_scores = sct.metrics.evaluate(control, measured)
     # The control's per-protein Pearson is 0 by construction; a model that ignores RNA

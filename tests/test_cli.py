@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 import sctranslator as sct
-
 from sctranslator._cli import main
 
 
@@ -16,8 +15,17 @@ def test_demo_writes_table_h5mu_and_png(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--max-epochs", "2"]) == 0
     printed = capsys.readouterr().out
-    for row in ("sctranslator", "average profile (control)", "ridge on RNA PCA", "per-protein Pearson"):
+    for row in (
+        "sctranslator",
+        "average profile (control)",
+        "ridge on RNA PCA",
+        "kernel ridge on RNA PCA",
+        "per-protein Pearson",
+        "load_pretrained('pbmc')",
+    ):
         assert row in printed
+    translated = md.read_h5mu(out / "pbmc_rna_only_reference.h5mu")
+    assert translated["prot_pred"].shape == (400, 224) and "reliability" in translated["prot_pred"].var
     result = md.read_h5mu(out / "pbmc_translated.h5mu")
     assert result["prot_pred"].shape == (400, 224)
     assert "prot" not in result.mod
@@ -29,7 +37,9 @@ def test_demo_writes_table_h5mu_and_png(tmp_path, capsys):
 
 
 def test_module_entry_point_has_help():
-    result = subprocess.run([sys.executable, "-m", "sctranslator", "--help"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "sctranslator", "--help"], capture_output=True, text=True
+    )
     assert result.returncode == 0
     assert all(command in result.stdout for command in ("demo", "predict", "train"))
 
@@ -47,7 +57,15 @@ def test_predict_writes_h5mu_like_predict_protein(trained, pbmc, tmp_path, capsy
     trained.save(tmp_path / "model")
     source = _write_rna(query, tmp_path / "rna.h5ad")
     out = tmp_path / "out.h5mu"
-    argv = ["predict", "--model", str(tmp_path / "model"), "--input", str(source), "--output", str(out)]
+    argv = [
+        "predict",
+        "--model",
+        str(tmp_path / "model"),
+        "--input",
+        str(source),
+        "--output",
+        str(out),
+    ]
     assert main([*argv, "--proteins", "CD4-1", "PD-1", "--no-progress"]) == 0
     assert "Wrote predictions for 400 cells" in capsys.readouterr().out
     result = md.read_h5mu(out)["prot_pred"]
@@ -72,7 +90,9 @@ def test_predict_errors_name_the_problem(trained, pbmc, tmp_path, capsys):
     out = tmp_path / "out.h5mu"
 
     def run(source, model=tmp_path / "model"):
-        code = main(["predict", "--model", str(model), "--input", str(source), "--output", str(out)])
+        code = main(
+            ["predict", "--model", str(model), "--input", str(source), "--output", str(out)]
+        )
         return code, capsys.readouterr().err
 
     code, err = run(tmp_path / "missing.h5ad")
@@ -101,7 +121,12 @@ def test_train_from_json_config(pbmc, tmp_path, capsys):
     config = {
         "input": "train.h5mu",
         "output": "model",
-        "setup": {"rna_layer": "counts", "protein_layer": "counts", "batch_key": "batch", "modalities": MODALITIES},
+        "setup": {
+            "rna_layer": "counts",
+            "protein_layer": "counts",
+            "batch_key": "batch",
+            "modalities": MODALITIES,
+        },
         "model": {"n_hidden": 16, "max_genes": 64},
         "train": {"max_epochs": 2, "accelerator": "cpu", "enable_progress_bar": False},
         "backed": True,

@@ -57,6 +57,7 @@ def html(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # the `html` fixture builds the docs, executing every tutorial (minutes)
 def test_docs_build_without_warnings_and_have_every_page(html):
     for page in PAGES:
         assert (html / f"{page}.html").is_file(), page
@@ -68,6 +69,7 @@ def test_docs_build_without_warnings_and_have_every_page(html):
     assert "Keep a Changelog" in (html / "changelog.html").read_text()
 
 
+@pytest.mark.slow  # needs the docs build
 def test_api_reference_documents_every_public_name(html):
     generated = html / "generated"
     assert (generated / "sctranslator.SCTRANSLATOR.html").is_file()
@@ -82,6 +84,7 @@ def test_api_reference_documents_every_public_name(html):
             assert "Examples" in page.read_text(), f"{name}.{member} has no Examples section"
 
 
+@pytest.mark.slow  # needs the docs build
 @pytest.mark.parametrize("tutorial", [p.stem for p in TUTORIALS])
 def test_tutorials_are_rendered_with_their_outputs(html, tutorial):
     page = (html / "tutorials" / f"{tutorial}.html").read_text()

@@ -49,7 +49,9 @@ def test_predictions_are_a_dataframe_of_cells_by_proteins(trained, query):
 
 def test_gene_order_does_not_matter(trained, query):
     permuted = query[:, np.random.default_rng(0).permutation(query.n_vars)].copy()
-    pd.testing.assert_frame_equal(trained.predict_protein(query), trained.predict_protein(permuted), atol=1e-4, rtol=1e-4)
+    pd.testing.assert_frame_equal(
+        trained.predict_protein(query), trained.predict_protein(permuted), atol=1e-4, rtol=1e-4
+    )
 
 
 def test_gene_subsets_and_unknown_genes_are_reported(trained, query, caplog):
@@ -131,7 +133,12 @@ def test_save_load_restores_identical_predictions(trained, query, tmp_path):
     assert (path / "notes.txt").read_text() == "mine"
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]
     expected = trained.predict_protein(query)
-    assert sorted(os.listdir(path)) == ["MODEL_CARD.md", "model.json", "notes.txt", "weights.safetensors"]
+    assert sorted(os.listdir(path)) == [
+        "MODEL_CARD.md",
+        "model.json",
+        "notes.txt",
+        "weights.safetensors",
+    ]
     loaded = sct.SCTRANSLATOR.load(path, adata=None)
     pd.testing.assert_frame_equal(loaded.predict_protein(query), expected)
     reloaded = sct.SCTRANSLATOR.load(path, adata=batch(trained.adata, "p3_0"))
@@ -162,7 +169,6 @@ def test_batch_with_all_zero_protein_counts_as_unmeasured(pbmc):
     assert mask.shape == (2, 224) and not mask[1, 0] and mask[0, 0] and mask[:, 1:].all()
 
 
-@pytest.mark.slow  # trains two models with validation (about 30 s)
 def test_validation_cells_never_shape_the_model(pbmc):
     """Scaling only the validation cells' proteins leaves every prediction unchanged."""
     from helpers import setup
@@ -171,7 +177,10 @@ def test_validation_cells_never_shape_the_model(pbmc):
         scvi.settings.seed = 0
         model = sct.SCTRANSLATOR(setup(mdata), n_hidden=16, max_genes=64)
         model.train(
-            max_epochs=2, train_size=0.75, early_stopping=False, restore_best_weights=False,
+            max_epochs=2,
+            train_size=0.75,
+            early_stopping=False,
+            restore_best_weights=False,
             enable_progress_bar=False,
         )
         return model

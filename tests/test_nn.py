@@ -29,15 +29,22 @@ def test_clr_matches_muon_formula_and_keeps_nan():
 def test_log1p_cp10k_matches_scanpy_definition():
     x = torch.tensor([[1.0, 3.0, 0.0]])
     np.testing.assert_allclose(
-        RNA_NORMALIZATIONS["log1p_cp10k"](x).numpy(), np.log1p(np.array([[2500.0, 7500.0, 0]])), rtol=1e-6
+        RNA_NORMALIZATIONS["log1p_cp10k"](x).numpy(),
+        np.log1p(np.array([[2500.0, 7500.0, 0]])),
+        rtol=1e-6,
     )
 
 
 def make_module(max_genes=1024, n_genes=40, **kwargs):
     torch.manual_seed(0)
     return TranslatorModule(
-        n_tokens=60, gene_ids=torch.arange(n_genes), protein_ids=torch.arange(50, 55),
-        n_hidden=16, n_heads=2, max_genes=max_genes, **kwargs,
+        n_tokens=60,
+        gene_ids=torch.arange(n_genes),
+        protein_ids=torch.arange(50, 55),
+        n_hidden=16,
+        n_heads=2,
+        max_genes=max_genes,
+        **kwargs,
     ).eval()
 
 
@@ -48,7 +55,9 @@ def test_context_limit_keeps_most_expressed_genes_whatever_their_order():
     assert ids.tolist() == [[13, 11, 14]] and kept.tolist() == [[9.0, 5.0, 2.0]]
     assert present.all()
     order = torch.tensor([4, 2, 0, 3, 1])
-    ids_p, kept_p, _ = module.select_genes(torch.tensor([10, 11, 12, 13, 14])[order], values[:, order])
+    ids_p, kept_p, _ = module.select_genes(
+        torch.tensor([10, 11, 12, 13, 14])[order], values[:, order]
+    )
     assert ids_p.tolist() == ids.tolist() and kept_p.tolist() == kept.tolist()
 
 
@@ -79,7 +88,11 @@ def test_loss_ignores_unmeasured_proteins():
     x = torch.poisson(torch.full((4, 40), 2.0))
     y = torch.poisson(torch.full((4, 5), 20.0))
     y[0, 1] = y[2, 3] = torch.nan
-    tensors = {REGISTRY_KEYS.X_KEY: x, REGISTRY_KEYS.PROTEIN_EXP_KEY: y, REGISTRY_KEYS.BATCH_KEY: torch.zeros(4, 1)}
+    tensors = {
+        REGISTRY_KEYS.X_KEY: x,
+        REGISTRY_KEYS.PROTEIN_EXP_KEY: y,
+        REGISTRY_KEYS.BATCH_KEY: torch.zeros(4, 1),
+    }
     inference = module.inference(x)
     generative = module.generative(inference["context"], tensors[REGISTRY_KEYS.BATCH_KEY])
     loss = module.loss(tensors, inference, generative)
@@ -108,7 +121,10 @@ def test_masked_pearson_matches_numpy():
     metric = MaskedPearson(3)
     metric.update(torch.tensor(x[:20]), torch.tensor(y[:20]))
     metric.update(torch.tensor(x[20:]), torch.tensor(y[20:]))
-    expected = np.mean([np.corrcoef(x[5:, 0], y[5:, 0])[0, 1]] + [np.corrcoef(x[:, j], y[:, j])[0, 1] for j in (1, 2)])
+    expected = np.mean(
+        [np.corrcoef(x[5:, 0], y[5:, 0])[0, 1]]
+        + [np.corrcoef(x[:, j], y[:, j])[0, 1] for j in (1, 2)]
+    )
     assert metric.compute().item() == pytest.approx(expected, abs=1e-5)
 
 

@@ -12,16 +12,16 @@ import pytest
 import scipy.sparse as sp
 import scvi
 import torch
+from helpers import batch, setup
 
 import sctranslator as sct
-from helpers import batch, setup
 from sctranslator.data._writer import write_blocks
 
 TESTS = Path(__file__).parent
 
 
 def _rna_h5ad(mdata, path: Path, with_proteins: bool = False) -> Path:
-    """The RNA counts of ``mdata`` in a sparse ``.X`` (proteins in ``obsm``), written to ``path``."""
+    """The RNA counts of ``mdata`` in a sparse ``.X`` (proteins in ``obsm``), written to path."""
     rna = ad.AnnData(
         X=sp.csr_matrix(mdata["rna"].layers["counts"]),
         obs=mdata.obs[["batch"]].copy(),
@@ -33,13 +33,18 @@ def _rna_h5ad(mdata, path: Path, with_proteins: bool = False) -> Path:
     return path
 
 
+@pytest.mark.slow  # two training processes plus a single-process reference
 def test_ddp_two_cpu_processes_learn_like_one(tmp_path):
     from ddp_train import train_and_score
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(TESTS)}
     result = subprocess.run(
         [sys.executable, str(TESTS / "ddp_train.py"), str(tmp_path), "2", "10"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     two = json.loads((tmp_path / "summary_2.json").read_text())
@@ -62,7 +67,9 @@ def test_train_and_predict_from_backed_h5ad(pbmc, tmp_path):
     scvi.settings.seed = 0
     backed = ad.read_h5ad(_rna_h5ad(batch(pbmc, "p3_0"), tmp_path / "p3.h5ad", True), backed="r")
     assert backed.isbacked and not sp.issparse(backed.X)  # a CSR dataset on disk
-    sct.SCTRANSLATOR.setup_anndata(backed, protein_expression_obsm_key="protein", batch_key="batch")
+    sct.SCTRANSLATOR.setup_anndata(
+        backed, protein_expression_obsm_key="protein", batch_key="batch"
+    )
     model = sct.SCTRANSLATOR(backed, n_hidden=16, max_genes=64)
     model.train(max_epochs=2, enable_progress_bar=False)
     assert len(model.history["pearson_validation"]) == 2
@@ -115,7 +122,9 @@ def test_write_blocks_refuses_a_short_matrix_and_leaves_nothing(tmp_path):
         write_blocks(tmp_path / "x.h5ad", blocks, list("abcde"), pd.DataFrame(index=list("xyz")))
     assert list(tmp_path.iterdir()) == []
     blocks = (np.full((2, 3), i) for i in range(3))
-    written = write_blocks(tmp_path / "x.h5ad", blocks, list("abcdef"), pd.DataFrame(index=list("xyz")))
+    written = write_blocks(
+        tmp_path / "x.h5ad", blocks, list("abcdef"), pd.DataFrame(index=list("xyz"))
+    )
     np.testing.assert_array_equal(ad.read_h5ad(written).X[:, 0], [0, 0, 1, 1, 2, 2])
 
 
@@ -141,7 +150,9 @@ def test_gradient_checkpointing_gives_the_same_gradients(trained, pbmc):
         setup(batch(pbmc, "p3_0")), n_hidden=16, dropout=0.0, gene_dropout=0.0
     ).module
     module.train()
-    x = torch.as_tensor(batch(pbmc, "p3_0")["rna"].layers["counts"][:32].toarray(), dtype=torch.float32)
+    x = torch.as_tensor(
+        batch(pbmc, "p3_0")["rna"].layers["counts"][:32].toarray(), dtype=torch.float32
+    )
 
     def gradients(checkpointing: bool) -> list[torch.Tensor]:
         module.zero_grad()
@@ -160,7 +171,10 @@ def test_bf16_mixed_precision_and_checkpointing_train_on_cpu(pbmc):
     scvi.settings.seed = 0
     model = sct.SCTRANSLATOR(setup(batch(pbmc, "p3_0")), n_hidden=16, max_genes=64)
     model.train(
-        max_epochs=1, accelerator="cpu", precision="bf16-mixed", gradient_checkpointing=True,
+        max_epochs=1,
+        accelerator="cpu",
+        precision="bf16-mixed",
+        gradient_checkpointing=True,
         enable_progress_bar=False,
     )
     assert model.trainer.precision == "bf16-mixed"

@@ -3,10 +3,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from helpers import MODALITIES, batch
 from mudata import MuData
 
 import sctranslator as sct
-from helpers import MODALITIES, batch
 
 
 def small(pbmc):
@@ -14,7 +14,12 @@ def small(pbmc):
 
 
 def expect_error(mdata, match, error=ValueError, **kwargs):
-    args = {"rna_layer": "counts", "protein_layer": "counts", "batch_key": "batch", "modalities": MODALITIES}
+    args = {
+        "rna_layer": "counts",
+        "protein_layer": "counts",
+        "batch_key": "batch",
+        "modalities": MODALITIES,
+    }
     args.update(kwargs)
     rna_before = mdata["rna"].layers["counts"].copy() if "counts" in mdata["rna"].layers else None
     with pytest.raises(error, match=match):
@@ -60,7 +65,12 @@ def test_duplicated_names_are_refused(pbmc):
 
 def test_unknown_layer_key_and_modality_are_named(pbmc):
     expect_error(small(pbmc), "'raw' not found", KeyError, rna_layer="raw")
-    expect_error(small(pbmc), "'adt'.*not found", KeyError, modalities={"rna_layer": "rna", "protein_layer": "adt"})
+    expect_error(
+        small(pbmc),
+        "'adt'.*not found",
+        KeyError,
+        modalities={"rna_layer": "rna", "protein_layer": "adt"},
+    )
     expect_error(small(pbmc), "'donor' not found", KeyError, batch_key="donor")
 
 
@@ -84,7 +94,9 @@ def test_setup_anndata_with_proteins_in_obsm(pbmc):
     adata.obsm["protein_expression"] = pd.DataFrame(
         mdata["prot"].layers["counts"], index=adata.obs_names, columns=mdata["prot"].var_names
     )
-    sct.SCTRANSLATOR.setup_anndata(adata, layer="counts", protein_expression_obsm_key="protein_expression", batch_key="batch")
+    sct.SCTRANSLATOR.setup_anndata(
+        adata, layer="counts", protein_expression_obsm_key="protein_expression", batch_key="batch"
+    )
     model = sct.SCTRANSLATOR(adata, n_hidden=16)
     assert model.summary_stats.n_proteins == 224 and model.summary_stats.n_vars == 500
     with pytest.raises(KeyError, match="not found in adata.obsm"):

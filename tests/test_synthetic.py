@@ -8,7 +8,9 @@ from sctranslator._baselines import knn_on_pca, ridge_on_pca
 
 @pytest.fixture(scope="module")
 def synthetic():
-    return sct.datasets.synthetic_cite(n_cells=1200, n_genes=300, n_proteins=30, n_cell_types=5, seed=1)
+    return sct.datasets.synthetic_cite(
+        n_cells=1200, n_genes=300, n_proteins=30, n_cell_types=5, seed=1
+    )
 
 
 def test_synthetic_cite_layout(synthetic):
@@ -20,7 +22,9 @@ def test_synthetic_cite_layout(synthetic):
     assert (synthetic.obs.loc[synthetic.obs["split"] == "query", "batch"] == "batch2").all()
     counts = synthetic["rna"].layers["counts"]
     assert counts.min() >= 0 and (np.asarray(counts.sum(1)).ravel() > 0).all()
-    again = sct.datasets.synthetic_cite(n_cells=1200, n_genes=300, n_proteins=30, n_cell_types=5, seed=1)
+    again = sct.datasets.synthetic_cite(
+        n_cells=1200, n_genes=300, n_proteins=30, n_cell_types=5, seed=1
+    )
     np.testing.assert_array_equal(again["prot"].X, synthetic["prot"].X)
 
 
@@ -33,9 +37,12 @@ def test_measured_proteins_follow_the_ground_truth(synthetic):
 
 def test_shift_changes_the_query_composition():
     def composition(shift):
-        mdata = sct.datasets.synthetic_cite(n_cells=3000, n_genes=50, n_proteins=5, shift=shift, seed=2)
+        mdata = sct.datasets.synthetic_cite(
+            n_cells=3000, n_genes=50, n_proteins=5, shift=shift, seed=2
+        )
         table = mdata.obs.groupby(["split", "celltype"], observed=False).size().unstack()
         return (table.T / table.sum(1)).T
+
     shifted, same = composition(True), composition(False)
     gap = lambda c: np.abs(c.loc["query"] - c.loc["reference"]).sum()  # noqa: E731
     assert gap(shifted) > 0.3 > gap(same)

@@ -7,7 +7,9 @@ import pandas as pd
 import scanpy as sc
 from anndata import AnnData
 from sklearn.decomposition import PCA
+from sklearn.kernel_ridge import KernelRidge
 from sklearn.linear_model import RidgeCV
+from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KNeighborsRegressor
 
 
@@ -68,3 +70,30 @@ def knn_on_pca(
     """
     knn = KNeighborsRegressor(n_neighbors=n_neighbors, weights="distance")
     return _pca_regression(knn, train_rna, train_proteins, query_rna, n_pcs)
+
+
+def kernel_ridge_on_pca(
+    train_rna: AnnData, train_proteins: pd.DataFrame, query_rna: AnnData, n_pcs: int = 50
+) -> pd.DataFrame:
+    """Kernel ridge regression (RBF kernel) of proteins on the RNA's principal components.
+
+    Same RNA processing as :func:`ridge_on_pca`. The penalty and the kernel width (relative to
+    the median squared distance between training cells) are chosen by 5-fold
+    cross-validation on the training cells (:class:`~sklearn.model_selection.GridSearchCV`).
+    """
+    return _pca_regression(_RBFKernelRidgeCV(), train_rna, train_proteins, query_rna, n_pcs)
+
+
+class _RBFKernelRidgeCV:
+    """RBF kernel ridge whose penalty and width are cross-validated on the training data."""
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> _RBFKernelRidgeCV:
+        sample = x[np.random.default_rng(0).choice(len(x), min(len(x), 500), replace=False)]
+        squared = ((sample[:, None] - sample[None]) ** 2).sum(-1)
+        median = float(np.median(squared[squared > 0]))
+        grid = {"alpha": [0.03, 0.1, 0.3, 1.0], "gamma": [g / median for g in (0.25, 0.5, 1, 2, 4)]}
+        self.search = GridSearchCV(KernelRidge(kernel="rbf"), grid, cv=5).fit(x, y)
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.search.predict(x)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
 from pathlib import Path
 
 _USER_ERRORS = (OSError, KeyError, ValueError, TypeError)
@@ -57,7 +56,9 @@ def _parser() -> argparse.ArgumentParser:
         "--out", default="sctranslator_demo", help="output folder (default: %(default)s)"
     )
     demo.add_argument(
-        "--max-epochs", type=int, default=None,
+        "--max-epochs",
+        type=int,
+        default=None,
         help="maximum training epochs (default: the model's, see SCTRANSLATOR.train)",
     )
     demo.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -69,14 +70,20 @@ def _parser() -> argparse.ArgumentParser:
         description="Predict proteins from RNA. The input is opened backed and read, predicted "
         "and written one batch of cells at a time, so memory does not grow with the cells.",
     )
-    predict.add_argument("--model", required=True, help="folder of a saved SCTRANSLATOR model")
     predict.add_argument(
-        "--input", required=True,
+        "--model",
+        required=True,
+        help="folder of a saved SCTRANSLATOR model, or a shipped reference name (pbmc)",
+    )
+    predict.add_argument(
+        "--input",
+        required=True,
         help="RNA counts: an .h5ad file (RNA in .X or the layer the model was set up with) or "
         "an .h5mu file with the model's RNA modality",
     )
     predict.add_argument(
-        "--output", required=True,
+        "--output",
+        required=True,
         help="predictions: .h5mu (a MuData with the modality 'prot_pred') or .h5ad",
     )
     predict.add_argument(
@@ -104,7 +111,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--config", required=True, help="JSON or YAML configuration file")
     train.add_argument(
-        "--overwrite", action="store_true",
+        "--overwrite",
+        action="store_true",
         help="replace the model files of an existing output folder",
     )
     train.set_defaults(run=_run_train)
@@ -132,11 +140,15 @@ def _existing_file(path: str | Path, what: str) -> Path:
 
 
 def _read(path: Path, backed: bool):
-    """An AnnData (``.h5ad``) or MuData (``.h5mu``), opened backed when asked."""
+    """Read an AnnData (``.h5ad``) or MuData (``.h5mu``), backed when asked."""
     if path.suffix == ".h5mu":
         import mudata
 
-        return mudata.read_h5mu(path, backed=backed)
+        from sctranslator._mudata import shared_var_names
+
+        # Genes and proteins may share names (CD9); SCTRANSLATOR checks each modality's names.
+        with shared_var_names(None):
+            return mudata.read_h5mu(path, backed=backed)
     import anndata
 
     return anndata.read_h5ad(path, backed="r" if backed else None)
@@ -148,13 +160,7 @@ def _run_predict(args: argparse.Namespace) -> int:
 
     source = _existing_file(args.input, "Input file")
     output = check_output_path(args.output, args.overwrite)
-    if not (Path(args.model) / "model.pt").is_file():
-        raise FileNotFoundError(
-            f"No saved model in {args.model!r} (expected {args.model}/model.pt)."
-        )
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*without anndata.*")
-        model = SCTRANSLATOR.load(args.model, adata=None, accelerator="cpu")
+    model = SCTRANSLATOR.load(args.model, adata=None, accelerator="cpu")
     data = _read(source, backed=True)
     path = model.predict_protein(
         data,

@@ -12,6 +12,7 @@ import pandas as pd
 from anndata import AnnData
 from mudata import MuData
 
+from sctranslator._mudata import shared_var_names
 from sctranslator.data import Vocabulary
 from sctranslator.data._vocabulary import UNKNOWN
 
@@ -103,7 +104,8 @@ def cptac_ucec_bulk(
             layers={"counts": prot_linear.copy(), "log2_ratio": prot_log},
         ),
     }
-    mdata = MuData(modalities)
+    with shared_var_names(modalities.values()):  # proteins are named by their genes
+        mdata = MuData(modalities)
     mdata.obs = obs
     return mdata
 

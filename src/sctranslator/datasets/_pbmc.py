@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from mudata import MuData
 
+from sctranslator._mudata import shared_var_names
 from sctranslator.data import resolve_protein_token
 from sctranslator.pp import pair_modalities
 
@@ -51,10 +52,13 @@ def pbmc_cite_mini(paired: bool = True) -> MuData:
     rna, prot = source["rna"], source["adt"]
     prot.var["source_name"] = prot.var_names
     prot.var_names = names.loc[prot.var_names, "name"].to_numpy()
-    prot.var["token"] = [resolve_protein_token(a) for a in names.loc[prot.var["source_name"], "antibody"]]
+    prot.var["token"] = [
+        resolve_protein_token(a) for a in names.loc[prot.var["source_name"], "antibody"]
+    ]
     for data in (rna, prot):
         data.X = data.X.astype(np.float32)
         data.layers["counts"] = data.X.copy()
-    mosaic = MuData({"rna": rna, "prot": prot})
+    with shared_var_names((rna, prot)):  # 13 antibodies are named like their genes (CD9)
+        mosaic = MuData({"rna": rna, "prot": prot})
     mosaic.obs = source.obs[["batch", "celltype"]].copy()
     return pair_modalities(mosaic, rna="rna", protein="prot") if paired else mosaic

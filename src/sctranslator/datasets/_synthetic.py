@@ -78,8 +78,12 @@ def synthetic_cite(
     rng = np.random.default_rng(seed)
     n_factors = 5
     gene_base = rng.normal(-1.0, 1.2, n_genes)
-    type_effect = rng.normal(0, 1.5, (n_cell_types, n_genes)) * (rng.random((n_cell_types, n_genes)) < 0.1)
-    state_loading = rng.normal(0, 0.4, (n_factors, n_genes)) * (rng.random((n_factors, n_genes)) < 0.3)
+    type_effect = rng.normal(0, 1.5, (n_cell_types, n_genes)) * (
+        rng.random((n_cell_types, n_genes)) < 0.1
+    )
+    state_loading = rng.normal(0, 0.4, (n_factors, n_genes)) * (
+        rng.random((n_factors, n_genes)) < 0.3
+    )
     rna_batch = rng.normal(0, batch_effect, (n_batches, n_genes))
     protein_type = rng.normal(0, 0.7, (n_cell_types, n_proteins))
     protein_state = rng.normal(0, 0.5, (n_factors, n_proteins))
@@ -100,7 +104,9 @@ def synthetic_cite(
     )
     state = rng.normal(0, 1, (n_cells, n_factors))
 
-    rna_blocks, truth, protein = [], np.empty((n_cells, n_proteins), np.float32), np.empty((n_cells, n_proteins), np.float32)
+    rna_blocks = []
+    truth = np.empty((n_cells, n_proteins), np.float32)
+    protein = np.empty((n_cells, n_proteins), np.float32)
     for start in range(0, n_cells, _CHUNK):
         rows = slice(start, min(start + _CHUNK, n_cells))
         biological = gene_base + type_effect[cell_type[rows]] + state[rows] @ state_loading

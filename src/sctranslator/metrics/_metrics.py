@@ -157,8 +157,9 @@ def rmse(prediction, truth) -> float:
 
 @metrics_dsp.dedent
 def evaluate(prediction, truth) -> pd.Series:
-    """The standard summary: per-protein Pearson/Spearman (mean, median), per-cell Pearson,
-    per-cell cosine and RMSE.
+    """Summarise accuracy: per-protein Pearson and Spearman, per-cell Pearson, cosine, RMSE.
+
+    Per-protein correlations as mean and median over proteins, per-cell ones as means.
 
     Parameters
     ----------

@@ -624,6 +624,9 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
             trainer_kwargs.setdefault("early_stopping_patience", early_stopping_patience)
         if max_epochs is None:
             max_epochs = default_max_epochs(self.summary_stats.n_cells)
+        # An epoch of a few hundred cells has fewer batches than Lightning's default logging
+        # interval (10 steps); epoch-level metrics are unaffected.
+        trainer_kwargs.setdefault("log_every_n_steps", 1)
         super().train(
             max_epochs=max_epochs,
             accelerator=accelerator,
@@ -736,6 +739,7 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         """``var`` (the token of each protein) and ``uns`` (model settings) of predictions."""
         tokens = [self.vocabulary.tokens[i] for i in self.vocabulary.lookup_proteins(names)]
         var = pd.DataFrame({"token": tokens}, index=pd.Index(names).astype(str))
+        var["reliability"] = self.protein_reliability.reindex(var.index).to_numpy()
         params = self.init_params_["non_kwargs"]
         uns = {
             "sctranslator": {

@@ -61,7 +61,9 @@ class MultiHeadAttention(nn.Module):
         head = n_hidden // self.n_heads
         q = self.query(query).view(len(query), n_queries, self.n_heads, head).transpose(1, 2)
         q = q.expand(n_cells, -1, -1, -1)
-        k, v = self.key_value(context).view(n_cells, -1, 2, self.n_heads, head).permute(2, 0, 3, 1, 4)
+        k, v = (
+            self.key_value(context).view(n_cells, -1, 2, self.n_heads, head).permute(2, 0, 3, 1, 4)
+        )
         weights = None
         mask = None if key_mask is None else key_mask[:, None, None, :]
         if return_attention:

@@ -23,7 +23,9 @@ class TokenValueEmbedding(nn.Module):
     def __init__(self, n_tokens: int, n_hidden: int):
         super().__init__()
         self.identity = nn.Embedding(n_tokens, n_hidden)
-        self.value = nn.Sequential(nn.Linear(1, n_hidden), nn.GELU(), nn.Linear(n_hidden, n_hidden))
+        self.value = nn.Sequential(
+            nn.Linear(1, n_hidden), nn.GELU(), nn.Linear(n_hidden, n_hidden)
+        )
 
     def forward(
         self, token_ids: torch.Tensor, values: torch.Tensor

@@ -11,6 +11,7 @@ import pandas as pd
 from anndata import AnnData
 from mudata import MuData
 
+from sctranslator._mudata import shared_var_names
 from sctranslator.data import check_unique, get_modality
 from sctranslator.data._panels import PANELS_KEY
 from sctranslator.data._validate import iter_row_chunks
@@ -85,7 +86,8 @@ def concat_panels(
     joined_protein.uns[PANELS_KEY] = {
         name: list(map(str, a.var_names)) for name, a in proteins.items()
     }
-    joined = MuData({rna: joined_rna, protein: joined_protein})
+    with shared_var_names((joined_rna, joined_protein)):  # proteins named like their genes
+        joined = MuData({rna: joined_rna, protein: joined_protein})
     obs = pd.concat(obs, join="outer").loc[joined_rna.obs_names]
     joined.obs = obs.loc[:, ~obs.columns.str.startswith("_scvi_")]  # registrations stay behind
     joined.obs[label] = pd.Categorical(joined.obs[label], categories=list(datasets))

@@ -12,7 +12,9 @@ from sctranslator.data._validate import iter_row_chunks
 from sctranslator.nn import PROTEIN_NORMALIZATIONS, get_normalization
 
 
-def normalize_protein(adata: AnnData, method: str = "clr", layer: str | None = None) -> pd.DataFrame:
+def normalize_protein(
+    adata: AnnData, method: str = "clr", layer: str | None = None
+) -> pd.DataFrame:
     """Normalise protein counts per cell, as :class:`~sctranslator.SCTRANSLATOR` does.
 
     Use it to put measured proteins on the scale of the model's predictions. NaN (an

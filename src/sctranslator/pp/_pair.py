@@ -8,6 +8,7 @@ import numpy as np
 from anndata import AnnData
 from mudata import MuData
 
+from sctranslator._mudata import shared_var_names
 from sctranslator.data import get_modality
 from sctranslator.data._validate import iter_row_chunks
 
@@ -72,7 +73,8 @@ def pair_modalities(mdata: MuData, rna: str = "rna", protein: str = "prot") -> M
         len(cells) - len(source_rows),
         prot_data.n_obs - len(source_rows),
     )
-    paired = MuData({rna: rna_data.copy(), protein: paired_protein})
+    with shared_var_names((rna_data, paired_protein)):  # proteins named like their genes
+        paired = MuData({rna: rna_data.copy(), protein: paired_protein})
     obs = mdata.obs.loc[cells].copy()
     for column in obs.select_dtypes("category"):
         obs[column] = obs[column].cat.remove_unused_categories()
