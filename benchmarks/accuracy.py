@@ -79,14 +79,20 @@ def run_sctranslator(reference: MuData, query: MuData) -> dict[str, pd.DataFrame
     """Defaults, and the same trained model with the opt-in reference-mapping read-out."""
     reference = reference.copy()
     sct.SCTRANSLATOR.setup_mudata(
-        reference, rna_layer="counts", protein_layer="counts", batch_key="batch", modalities=MODALITIES
+        reference,
+        rna_layer="counts",
+        protein_layer="counts",
+        batch_key="batch",
+        modalities=MODALITIES,
     )
     model = sct.SCTRANSLATOR(reference)
     model.train(enable_progress_bar=False, reference_mapping=True)
     mapped = model.predict_protein(query["rna"])
     model.module.clear_reference_mapping()  # fitted after training: the defaults are unchanged
-    return {"sctranslator": model.predict_protein(query["rna"]),
-            "sctranslator + reference mapping": mapped}
+    return {
+        "sctranslator": model.predict_protein(query["rna"]),
+        "sctranslator + reference mapping": mapped,
+    }
 
 
 def run_totalvi(reference: MuData, query: MuData) -> pd.DataFrame:
@@ -96,14 +102,19 @@ def run_totalvi(reference: MuData, query: MuData) -> pd.DataFrame:
     prot_ref = np.nan_to_num(np.asarray(reference["prot"].layers["counts"], dtype=np.float32))
     prot = np.vstack([prot_ref, np.zeros((query.n_obs, len(proteins)), np.float32)])
     rna = ad.concat(rna)
-    obs = pd.concat([reference.obs[["batch"]].astype(str), query.obs[["batch"]].astype(str) + "_query"])
+    obs = pd.concat(
+        [reference.obs[["batch"]].astype(str), query.obs[["batch"]].astype(str) + "_query"]
+    )
     rna.obs = obs.copy()
     protein = ad.AnnData(X=prot, obs=obs.copy(), var=pd.DataFrame(index=proteins))
     protein.layers["counts"] = prot.copy()
     joint = MuData({"rna": rna, "protein": protein})
     joint.obs["batch"] = pd.Categorical(obs["batch"])
     scvi.model.TOTALVI.setup_mudata(
-        joint, rna_layer="counts", protein_layer="counts", batch_key="batch",
+        joint,
+        rna_layer="counts",
+        protein_layer="counts",
+        batch_key="batch",
         modalities={"rna_layer": "rna", "protein_layer": "protein"},
     )
     # Reference batches in which no protein was measured (RNA-only) are masked like the query.
@@ -111,12 +122,19 @@ def run_totalvi(reference: MuData, query: MuData) -> pd.DataFrame:
     model.train(enable_progress_bar=False)
     query_rows = np.arange(reference.n_obs, joint.n_obs)
     measured_batches = [
-        b for b in reference.obs["batch"].cat.categories
-        if np.isfinite(reference["prot"].layers["counts"][(reference.obs["batch"] == b).to_numpy()]).any()
+        b
+        for b in reference.obs["batch"].cat.categories
+        if np.isfinite(
+            reference["prot"].layers["counts"][(reference.obs["batch"] == b).to_numpy()]
+        ).any()
     ]
     _, imputed = model.get_normalized_expression(
-        indices=query_rows, transform_batch=measured_batches, n_samples=25,
-        include_protein_background=True, sample_protein_mixing=False, return_mean=True,
+        indices=query_rows,
+        transform_batch=measured_batches,
+        n_samples=25,
+        include_protein_background=True,
+        sample_protein_mixing=False,
+        return_mean=True,
     )
     values = clr(torch.as_tensor(np.asarray(imputed), dtype=torch.float32)).numpy()
     return pd.DataFrame(values, index=query.obs_names, columns=proteins)
@@ -126,7 +144,9 @@ def run_baseline(name: str, reference: MuData, query: MuData) -> pd.DataFrame:
     train = measured_clr(reference)
     if name == "average profile (control)":
         return average_profile(train, query.obs_names)
-    fit = {"ridge": ridge_on_pca, "kNN": knn_on_pca, "kernel": kernel_ridge_on_pca}[name.split()[0]]
+    fit = {"ridge": ridge_on_pca, "kNN": knn_on_pca, "kernel": kernel_ridge_on_pca}[
+        name.split()[0]
+    ]
     rna = reference["rna"].copy()
     rna.X = rna.layers["counts"]
     query_rna = query["rna"].copy()
@@ -135,8 +155,12 @@ def run_baseline(name: str, reference: MuData, query: MuData) -> pd.DataFrame:
 
 
 METHODS = [
-    "sctranslator", "average profile (control)", "ridge on RNA PCA", "kNN on RNA PCA",
-    "kernel ridge on RNA PCA", "totalVI",
+    "sctranslator",
+    "average profile (control)",
+    "ridge on RNA PCA",
+    "kNN on RNA PCA",
+    "kernel ridge on RNA PCA",
+    "totalVI",
 ]
 SEEDED = {"sctranslator", "totalVI"}
 
@@ -160,8 +184,15 @@ def run_task(
             seconds = time.process_time() - start
             for label, prediction in predictions.items():
                 scores = sct.metrics.evaluate(prediction.loc[truth.index, truth.columns], truth)
-                rows.append({"task": name, "method": label, "seed": seed, **scores.to_dict(),
-                             "cpu_seconds": seconds})
+                rows.append(
+                    {
+                        "task": name,
+                        "method": label,
+                        "seed": seed,
+                        **scores.to_dict(),
+                        "cpu_seconds": seconds,
+                    }
+                )
             print(f"  {name}: {method} (seed {seed}) done in {seconds:.0f} CPU s", flush=True)
     return pd.DataFrame(rows)
 
@@ -175,8 +206,12 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", nargs="+", default=["pbmc", "pbmc_reverse", "mosaic", "synthetic"])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--tasks", nargs="+", default=["pbmc", "pbmc_reverse", "mosaic", "synthetic"]
+    )
     parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--synthetic-cells", type=int, default=5000)
@@ -195,8 +230,11 @@ def main() -> None:
     runs = []
     for name in args.tasks:
         reference, query = tasks[name]()
-        print(f"{name}: {reference.n_obs} reference cells, {query.n_obs} query cells, "
-              f"{reference['rna'].n_vars} genes, {reference['prot'].n_vars} proteins", flush=True)
+        print(
+            f"{name}: {reference.n_obs} reference cells, {query.n_obs} query cells, "
+            f"{reference['rna'].n_vars} genes, {reference['prot'].n_vars} proteins",
+            flush=True,
+        )
         runs.append(run_task(name, reference, query, args.methods, args.seeds, args.threads))
     runs = pd.concat(runs)
     table = summarize(runs)
@@ -208,7 +246,8 @@ def main() -> None:
     runs.round(4).to_csv(out / f"accuracy_runs{args.tag}.csv", index=False)
     (out / f"accuracy{args.tag}.md").write_text(
         f"Measured {stamp}; tuning split: `tuning` (defaults are chosen there only).\n\n"
-        + table.to_markdown() + "\n"
+        + table.to_markdown()
+        + "\n"
     )
 
 

@@ -35,12 +35,18 @@ def setup(mdata):
 
 
 def score(prediction: pd.DataFrame, truth: pd.DataFrame) -> float:
-    return float(sct.metrics.evaluate(prediction.loc[truth.index, truth.columns], truth)["protein_pearson_mean"])
+    return float(
+        sct.metrics.evaluate(prediction.loc[truth.index, truth.columns], truth)[
+            "protein_pearson_mean"
+        ]
+    )
 
 
 def run_direction(source: str, target: str, draws: list[int], n_cells: int) -> pd.DataFrame:
     mdata = sct.datasets.pbmc_cite_mini()
-    reference_data, query = _split(mdata, mdata.obs["batch"] == source, mdata.obs["batch"] == target)
+    reference_data, query = _split(
+        mdata, mdata.obs["batch"] == source, mdata.obs["batch"] == target
+    )
     scvi.settings.seed = 0
     reference = sct.SCTRANSLATOR(setup(reference_data.copy()))
     reference.train(enable_progress_bar=False)
@@ -60,11 +66,21 @@ def run_direction(source: str, target: str, draws: list[int], n_cells: int) -> p
         start = time.process_time()
         scratch = sct.SCTRANSLATOR(setup(few.copy()))
         scratch.train(max_epochs=200, train_size=1.0, enable_progress_bar=False)
-        results["scratch on the few cells"] = (scratch.predict_protein(rest["rna"]), time.process_time() - start)
+        results["scratch on the few cells"] = (
+            scratch.predict_protein(rest["rna"]),
+            time.process_time() - start,
+        )
         results["ridge on the few cells"] = (run_baseline("ridge on RNA PCA", few, rest), 0.0)
         for method, (prediction, seconds) in results.items():
-            rows.append({"direction": f"{source} -> {target}", "draw": draw, "method": method,
-                         "protein_pearson_mean": score(prediction, truth), "cpu_seconds": seconds})
+            rows.append(
+                {
+                    "direction": f"{source} -> {target}",
+                    "draw": draw,
+                    "method": method,
+                    "protein_pearson_mean": score(prediction, truth),
+                    "cpu_seconds": seconds,
+                }
+            )
         print(pd.DataFrame(rows).tail(len(results)).to_string(), flush=True)
     return pd.DataFrame(rows)
 
@@ -81,7 +97,9 @@ def summarize(folder: Path) -> pd.DataFrame:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--directions", nargs="+", default=["p3_0:p4_0", "p4_0:p3_0"])
     parser.add_argument("--draws", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--n-cells", type=int, default=20)

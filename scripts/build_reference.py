@@ -56,7 +56,10 @@ def build(output: Path = OUTPUT) -> sct.SCTRANSLATOR:
     mdata = mdata[mdata.obs["batch"].isin(RECIPE["batches"]).to_numpy()].copy()
     mdata.obs["batch"] = mdata.obs["batch"].cat.remove_unused_categories()
     sct.SCTRANSLATOR.setup_mudata(
-        mdata, rna_layer="counts", protein_layer="counts", batch_key="batch",
+        mdata,
+        rna_layer="counts",
+        protein_layer="counts",
+        batch_key="batch",
         modalities={"rna_layer": "rna", "protein_layer": "prot"},
     )
     model = sct.SCTRANSLATOR(mdata)
@@ -67,7 +70,9 @@ def build(output: Path = OUTPUT) -> sct.SCTRANSLATOR:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--output", type=Path, default=OUTPUT)
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
@@ -79,14 +84,16 @@ def main() -> None:
     sct.SCTRANSLATOR.load_pretrained(str(args.output))
     load_seconds = time.perf_counter() - start
     args.results.mkdir(parents=True, exist_ok=True)
-    summary = pd.Series({
-        "training_cpu_seconds": round(seconds, 1),
-        "epochs": len(model.history["train_loss"]),
-        "shipped_bytes": size,
-        "load_seconds": round(load_seconds, 2),
-        "held_out_pearson_median": round(float(model.protein_reliability.median()), 4),
-        "held_out_pearson_mean": round(float(model.protein_reliability.mean()), 4),
-    })
+    summary = pd.Series(
+        {
+            "training_cpu_seconds": round(seconds, 1),
+            "epochs": len(model.history["train_loss"]),
+            "shipped_bytes": size,
+            "load_seconds": round(load_seconds, 2),
+            "held_out_pearson_median": round(float(model.protein_reliability.median()), 4),
+            "held_out_pearson_mean": round(float(model.protein_reliability.mean()), 4),
+        }
+    )
     summary.to_csv(args.results / "reference_pbmc.csv", header=["value"])
     model.protein_reliability.round(4).to_csv(args.results / "reference_pbmc_proteins.csv")
     print(summary.to_string())

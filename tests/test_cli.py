@@ -25,7 +25,10 @@ def test_demo_writes_table_h5mu_and_png(tmp_path, capsys):
     ):
         assert row in printed
     translated = md.read_h5mu(out / "pbmc_rna_only_reference.h5mu")
-    assert translated["prot_pred"].shape == (400, 224) and "reliability" in translated["prot_pred"].var
+    assert (
+        translated["prot_pred"].shape == (400, 224)
+        and "reliability" in translated["prot_pred"].var
+    )
     result = md.read_h5mu(out / "pbmc_translated.h5mu")
     assert result["prot_pred"].shape == (400, 224)
     assert "prot" not in result.mod

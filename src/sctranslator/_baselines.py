@@ -16,11 +16,15 @@ from sklearn.neighbors import KNeighborsRegressor
 def average_profile(train_proteins: pd.DataFrame, query_index: pd.Index) -> pd.DataFrame:
     """Predict every query cell as the training cells' mean protein profile."""
     mean = train_proteins.mean(axis=0, skipna=True)
-    return pd.DataFrame(np.tile(mean.to_numpy(), (len(query_index), 1)), index=query_index, columns=train_proteins.columns)
+    return pd.DataFrame(
+        np.tile(mean.to_numpy(), (len(query_index), 1)),
+        index=query_index,
+        columns=train_proteins.columns,
+    )
 
 
 def _log_normalised(adata: AnnData) -> np.ndarray:
-    """Counts (``X``) normalised to 10,000 per cell and log1p-transformed with scanpy."""
+    """Return counts (``X``) normalised to 10,000 per cell and log1p-transformed with scanpy."""
     adata = AnnData(adata.X.copy())
     sc.pp.normalize_total(adata, target_sum=1e4)
     sc.pp.log1p(adata)
@@ -91,7 +95,10 @@ class _RBFKernelRidgeCV:
         sample = x[np.random.default_rng(0).choice(len(x), min(len(x), 500), replace=False)]
         squared = ((sample[:, None] - sample[None]) ** 2).sum(-1)
         median = float(np.median(squared[squared > 0]))
-        grid = {"alpha": [0.03, 0.1, 0.3, 1.0], "gamma": [g / median for g in (0.25, 0.5, 1, 2, 4)]}
+        grid = {
+            "alpha": [0.03, 0.1, 0.3, 1.0],
+            "gamma": [g / median for g in (0.25, 0.5, 1, 2, 4)],
+        }
         self.search = GridSearchCV(KernelRidge(kernel="rbf"), grid, cv=5).fit(x, y)
         return self
 

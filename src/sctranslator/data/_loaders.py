@@ -20,7 +20,7 @@ def rna_loader(
     indices: Sequence[int] | None = None,
     batch_size: int = 128,
 ) -> AnnDataLoader:
-    """An :class:`~scvi.dataloaders.AnnDataLoader` over the rows of an RNA count matrix.
+    """Return an :class:`~scvi.dataloaders.AnnDataLoader` over the rows of an RNA count matrix.
 
     The model's own registry validates every field it was set up with (proteins included)
     and fixes the gene panel, so RNA-only queries with any genes go through this loader
@@ -45,7 +45,9 @@ def rna_loader(
         var=pd.DataFrame(index=pd.Index(var_names).astype(str)),
     )
     manager = AnnDataManager(
-        fields=[LayerField(REGISTRY_KEYS.X_KEY, None, is_count_data=False, correct_data_format=False)],
+        fields=[
+            LayerField(REGISTRY_KEYS.X_KEY, None, is_count_data=False, correct_data_format=False)
+        ],
         validation_checks=AnnDataManagerValidationCheck(check_if_view=False),
     )
     manager.register_fields(holder)

@@ -91,9 +91,7 @@ def get_matrix(adata: AnnData, layer: str | None, what: str):
 def get_modality(mdata: MuData, mod_key: str | None, what: str) -> AnnData:
     """``mdata.mod[mod_key]`` with an error naming the available modalities."""
     if mod_key is None or mod_key not in mdata.mod:
-        raise KeyError(
-            f"Modality {mod_key!r} for {what} not found; available: {list(mdata.mod)}."
-        )
+        raise KeyError(f"Modality {mod_key!r} for {what} not found; available: {list(mdata.mod)}.")
     return mdata.mod[mod_key]
 
 
@@ -104,9 +102,7 @@ def check_paired(mdata: MuData, mod_keys: Sequence[str]) -> None:
         other = mdata.mod[key].obs_names
         shared = first.intersection(other)
         if len(shared) == 0:
-            raise ValueError(
-                f"Modalities {mod_keys[0]!r} and {key!r} share no cells (obs_names)."
-            )
+            raise ValueError(f"Modalities {mod_keys[0]!r} and {key!r} share no cells (obs_names).")
         if len(first) != len(other) or not (first == other).all() or len(mdata.obs) != len(first):
             raise ValueError(
                 f"Modalities {mod_keys[0]!r} ({len(first)} cells) and {key!r} ({len(other)} "

@@ -22,7 +22,7 @@ ENSEMBL_COLUMNS = ("gene_ids", "gene_id", "ensembl_id", "ensembl_gene_id", "gene
 
 @cache
 def protein_aliases() -> pd.DataFrame:
-    """The antibody table shipped with the package.
+    """Return the antibody table shipped with the package.
 
     One row per antibody target, with the vocabulary ``token`` it predicts (the HGNC symbol
     of its coding gene, or a dedicated token for isoforms, complexes and glycans), its coding
@@ -279,4 +279,3 @@ def report_unknown(names: Sequence[str], ids: np.ndarray, what: str) -> None:
             what,
             ", ".join(map(str, unknown[:5])),
         )
-

@@ -14,7 +14,7 @@ INTERPOLATION_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def starting_parameters(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """A copy of the module's parameters (the transferred start of a fine-tuning)."""
+    """Copy the module's parameters (the transferred start of a fine-tuning)."""
     return {name: p.detach().clone() for name, p in module.named_parameters()}
 
 
@@ -32,14 +32,18 @@ def interpolate_parameters(
 
 
 def measured_proteins(model, rows: np.ndarray) -> np.ndarray:
-    """Registered proteins of ``rows`` on the model's scale, NaN where unmeasured."""
+    """Return the registered proteins of ``rows`` on the model's scale, NaN where unmeasured."""
     manager = model.adata_manager
     proteins = manager.get_from_registry(REGISTRY_KEYS.PROTEIN_EXP_KEY)
     proteins = proteins.to_numpy() if hasattr(proteins, "to_numpy") else proteins
     block = proteins[rows]
     block = block.toarray() if hasattr(block, "toarray") else np.asarray(block, dtype=np.float32)
     module = model.module
-    batches = np.asarray(manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY)).ravel()[rows].astype(np.int64)
+    batches = (
+        np.asarray(manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY))
+        .ravel()[rows]
+        .astype(np.int64)
+    )
     mask = module.protein_batch_mask[torch.as_tensor(batches, device=module.protein_mean.device)]
     values = torch.as_tensor(block, dtype=torch.float32, device=mask.device)
     return module.normalize_protein(torch.where(mask, values, torch.nan)).cpu().numpy()

@@ -78,7 +78,7 @@ def shipped_references() -> list[str]:
 
 
 def resolve_model_folder(name_or_path: str | os.PathLike) -> Path:
-    """The folder of a saved model: a path, or the name of a shipped reference."""
+    """Return the folder of a saved model: a path, or the name of a shipped reference."""
     path = Path(name_or_path)
     if path.is_dir():
         return path

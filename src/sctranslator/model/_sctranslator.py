@@ -167,7 +167,10 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         else:
             new_proteins = [p for p in proteins if vocabulary.lookup_proteins([p])[0] == UNKNOWN]
             self.vocabulary = vocabulary.extend(
-                [*(genes if add_new_genes else []), *(resolve_protein_token(p) for p in new_proteins)]
+                [
+                    *(genes if add_new_genes else []),
+                    *(resolve_protein_token(p) for p in new_proteins),
+                ]
             )
         self.module = self._module_cls(
             n_tokens=len(self.vocabulary),
@@ -242,14 +245,22 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         ...     licence="MIT (scmidas 0.3.0)",
         ... )
         """
-        given = {"training_data": training_data, "licence": licence,
-                 "intended_use": intended_use, "limits": limits}
-        self.card_ = {**(getattr(self, "card_", None) or {}),
-                      **{k: v for k, v in given.items() if v is not None}}
+        given = {
+            "training_data": training_data,
+            "licence": licence,
+            "intended_use": intended_use,
+            "limits": limits,
+        }
+        self.card_ = {
+            **(getattr(self, "card_", None) or {}),
+            **{k: v for k, v in given.items() if v is not None},
+        }
 
     def model_card(self) -> str:
-        """The model card, as Markdown: training data and licence, intended use and limits,
-        normalisations, genes, and each protein with its token and :attr:`protein_reliability`.
+        """Return the model card, as Markdown.
+
+        It gives the training data and licence, intended use and limits, normalisations,
+        genes, and each protein with its token and :attr:`protein_reliability`.
 
         Returns
         -------
@@ -290,8 +301,9 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         """
         names = self._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY)
         values = getattr(self, "protein_reliability_", None) or {}
-        return pd.Series([values.get(n, np.nan) for n in names], index=names, dtype=float,
-                         name="reliability")
+        return pd.Series(
+            [values.get(n, np.nan) for n in names], index=names, dtype=float, name="reliability"
+        )
 
     def _standardized_proteins(self, rows: np.ndarray) -> torch.Tensor:
         """Standardised registered proteins of ``rows`` (NaN where unmeasured)."""
@@ -309,23 +321,33 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
     def _fit_reference_mapping(self, max_anchors: int = 2048) -> None:
         """Choose and set the reference-mapping read-out on the validation cells."""
         train = np.sort(np.asarray(self.train_indices))
-        validation = np.sort(np.asarray(self.validation_indices if self.validation_indices is not None else []))
+        validation = np.sort(
+            np.asarray(self.validation_indices if self.validation_indices is not None else [])
+        )
         if len(validation) < 3:
             return
         if len(validation) > max_anchors:
-            validation = np.sort(np.random.default_rng(settings.seed).choice(validation, max_anchors, False))
+            validation = np.sort(
+                np.random.default_rng(settings.seed).choice(validation, max_anchors, False)
+            )
         if len(train) > max_anchors:
             train = np.sort(np.random.default_rng(settings.seed).choice(train, max_anchors, False))
         targets = self._standardized_proteins(train)
         keep = ~targets.isnan().all(1)
         train, targets = train[keep.cpu().numpy()], targets[keep]
         measured = self._standardized_proteins(validation).cpu().numpy()
-        anchors = torch.as_tensor(self.get_latent_representation(indices=train), device=self.device)
+        anchors = torch.as_tensor(
+            self.get_latent_representation(indices=train), device=self.device
+        )
         z = torch.as_tensor(self.get_latent_representation(indices=validation), device=self.device)
         self.module.eval()
-        network = self.module.generative(
-            self.module.inference(self._validation_counts(validation))["context"]
-        )["protein"].cpu().numpy()
+        network = (
+            self.module.generative(
+                self.module.inference(self._validation_counts(validation))["context"]
+            )["protein"]
+            .cpu()
+            .numpy()
+        )
         squared = torch.cdist(anchors, anchors) ** 2
         median = float(squared[squared > 0].median())
         best = (-np.inf, None)
@@ -334,9 +356,17 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
                 kernel = torch.exp(-scale / median * squared)
                 eye = torch.eye(len(anchors), device=self.device)
                 weights = torch.linalg.solve(kernel + alpha * eye, targets.nan_to_num())
-                mapped = (torch.exp(-scale / median * torch.cdist(z, anchors) ** 2) @ weights).cpu().numpy()
+                mapped = (
+                    (torch.exp(-scale / median * torch.cdist(z, anchors) ** 2) @ weights)
+                    .cpu()
+                    .numpy()
+                )
                 for blend in (0.25, 0.5, 0.75, 1.0):
-                    value = np.nanmean(held_out_pearson(np.asarray((1 - blend) * network + blend * mapped), measured))
+                    value = np.nanmean(
+                        held_out_pearson(
+                            np.asarray((1 - blend) * network + blend * mapped), measured
+                        )
+                    )
                     if value > best[0]:
                         best = (value, (scale / median, alpha, blend))
         network_score = np.nanmean(held_out_pearson(network, measured))
@@ -346,8 +376,12 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         self.module.set_reference_mapping(
             anchors, targets, gamma, alpha, torch.full((len(self.module.protein_ids),), blend)
         )
-        logger.info("Reference mapping: validation Pearson %.4f -> %.4f (blend %.2f).",
-                    network_score, best[0], blend)
+        logger.info(
+            "Reference mapping: validation Pearson %.4f -> %.4f (blend %.2f).",
+            network_score,
+            best[0],
+            blend,
+        )
 
     def _validation_counts(self, rows: np.ndarray) -> torch.Tensor:
         counts = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)[rows]
@@ -357,7 +391,9 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
     @torch.inference_mode()
     def _score_validation_cells(self) -> None:
         """Set :attr:`protein_reliability` from the validation cells of the last training."""
-        rows = np.sort(np.asarray(self.validation_indices if self.validation_indices is not None else []))
+        rows = np.sort(
+            np.asarray(self.validation_indices if self.validation_indices is not None else [])
+        )
         if len(rows) == 0:
             self.protein_reliability_ = None
             return
@@ -366,10 +402,15 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         proteins = self.adata_manager.get_from_registry(REGISTRY_KEYS.PROTEIN_EXP_KEY)
         proteins = proteins.to_numpy() if isinstance(proteins, pd.DataFrame) else proteins
         block = proteins[rows]
-        block = torch.as_tensor(block.toarray() if hasattr(block, "toarray") else np.asarray(block),
-                                dtype=torch.float32, device=self.device)
+        block = torch.as_tensor(
+            block.toarray() if hasattr(block, "toarray") else np.asarray(block),
+            dtype=torch.float32,
+            device=self.device,
+        )
         batches = np.asarray(self.adata_manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY)).ravel()
-        mask = self.module.protein_batch_mask[torch.as_tensor(batches[rows], device=self.device).long()]
+        mask = self.module.protein_batch_mask[
+            torch.as_tensor(batches[rows], device=self.device).long()
+        ]
         measured = self.module.normalize_protein(torch.where(mask, block, torch.nan)).cpu().numpy()
         pearson = held_out_pearson(prediction, measured)
         self.protein_reliability_ = {
@@ -429,8 +470,12 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         else:
             raise ValueError("Pass `protein_names_uns_key` when proteins are an array.")
         _validate_training_data(
-            get_matrix(adata, layer, "the RNA"), adata.obs_names, adata.var_names,
-            proteins, protein_names, missing_genes=allows_missing_genes(adata),
+            get_matrix(adata, layer, "the RNA"),
+            adata.obs_names,
+            adata.var_names,
+            proteins,
+            protein_names,
+            missing_genes=allows_missing_genes(adata),
         )
         fields = [
             LayerField(REGISTRY_KEYS.X_KEY, layer, is_count_data=True),
@@ -490,14 +535,18 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         rna = get_modality(mdata, modalities.rna_layer, "rna_layer")
         protein = get_modality(mdata, modalities.protein_layer, "protein_layer")
         check_paired(mdata, [modalities.rna_layer, modalities.protein_layer])
-        batch_obs = mdata.obs if modalities.batch_key is None else mdata.mod[modalities.batch_key].obs
+        batch_obs = (
+            mdata.obs if modalities.batch_key is None else mdata.mod[modalities.batch_key].obs
+        )
         if batch_key is not None and batch_key not in batch_obs:
             raise KeyError(f"batch_key {batch_key!r} not found in the obs of the MuData.")
         _validate_training_data(
             get_matrix(rna, rna_layer, f"modality {modalities.rna_layer!r}"),
-            rna.obs_names, rna.var_names,
+            rna.obs_names,
+            rna.var_names,
             get_matrix(protein, protein_layer, f"modality {modalities.protein_layer!r}"),
-            protein.var_names, missing_genes=allows_missing_genes(rna),
+            protein.var_names,
+            missing_genes=allows_missing_genes(rna),
         )
         fields = [
             MuDataLayerField(
@@ -705,7 +754,9 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         if output is not None:
             check_output_path(output, overwrite)
         self._check_if_trained(warn=True)
-        names = list(self._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY) if proteins is None else proteins)
+        names = list(
+            self._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY) if proteins is None else proteins
+        )
         protein_ids = self.vocabulary.lookup_proteins(names)
         if (protein_ids == UNKNOWN).any():
             unknown = [n for n, i in zip(names, protein_ids, strict=True) if i == UNKNOWN]
@@ -759,7 +810,7 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         indices: Sequence[int] | None = None,
         batch_size: int | None = None,
     ) -> np.ndarray:
-        """The encoder's cell token for each cell, ``(cells, n_hidden)``.
+        """Return the encoder's cell token for each cell, ``(cells, n_hidden)``.
 
         Parameters
         ----------
@@ -840,12 +891,20 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
     def _batch_index(self, transform_batch: str | None) -> torch.Tensor | None:
         if transform_batch is None:
             return None
-        categories = list(self.registry_["field_registries"][REGISTRY_KEYS.BATCH_KEY]["state_registry"]["categorical_mapping"])
+        categories = list(
+            self.registry_["field_registries"][REGISTRY_KEYS.BATCH_KEY]["state_registry"][
+                "categorical_mapping"
+            ]
+        )
         if transform_batch not in categories:
-            raise ValueError(f"transform_batch {transform_batch!r} is not a training batch: {categories}.")
+            raise ValueError(
+                f"transform_batch {transform_batch!r} is not a training batch: {categories}."
+            )
         return torch.tensor([categories.index(transform_batch)], device=self.device)
 
-    def _protein_scale(self, names: Sequence[str], protein_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _protein_scale(
+        self, names: Sequence[str], protein_ids: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Training mean and std of each requested protein, matched by name, then by token."""
         registered = list(self._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY))
         registered_ids = list(self.module.protein_ids.cpu().numpy())
@@ -907,8 +966,14 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         attributes = {
             name: getattr(self, name, None)
             for name in (
-                "is_trained_", "train_indices_", "validation_indices_", "test_indices_",
-                "history_", "card_", "protein_reliability_", "fine_tuning_",
+                "is_trained_",
+                "train_indices_",
+                "validation_indices_",
+                "test_indices_",
+                "history_",
+                "card_",
+                "protein_reliability_",
+                "fine_tuning_",
             )
         }
         settings = {
@@ -981,7 +1046,9 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
                 )
             setup = getattr(cls, registry["setup_method_name"])
             setup(adata, source_registry=registry, **registry["setup_args"])
-        model = cls(adata, registry=registry, vocabulary=settings["vocabulary"], **settings["init_params"])
+        model = cls(
+            adata, registry=registry, vocabulary=settings["vocabulary"], **settings["init_params"]
+        )
         for name in REFERENCE_MAPPING:
             if name in state:
                 setattr(model.module, name, torch.empty_like(state[name]))
@@ -1110,7 +1177,8 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         if cls._get_most_recent_anndata_manager(adata) is None:
             getattr(cls, registry["setup_method_name"])(adata, **registry["setup_args"])
         params = {
-            k: v for k, v in reference.init_params_["non_kwargs"].items()
+            k: v
+            for k, v in reference.init_params_["non_kwargs"].items()
             if k not in ("vocabulary", "freeze")
         }
         if rna_normalization is not None:
@@ -1119,7 +1187,10 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
             params["protein_normalization"] = protein_normalization
         params.pop("add_new_genes", None)
         model = cls(
-            adata, vocabulary=reference.vocabulary, freeze=freeze, add_new_genes=add_new_genes,
+            adata,
+            vocabulary=reference.vocabulary,
+            freeze=freeze,
+            add_new_genes=add_new_genes,
             **params,
         )
         known = len(reference.vocabulary)
@@ -1130,11 +1201,15 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         reference_proteins = list(reference._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY))
         reference_tokens = reference.module.protein_ids.tolist()
         positions = [
-            reference_proteins.index(name) if name in reference_proteins
-            else reference_tokens.index(token) if token in reference_tokens else -1
+            reference_proteins.index(name)
+            if name in reference_proteins
+            else reference_tokens.index(token)
+            if token in reference_tokens
+            else -1
             for name, token in zip(
                 model._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY),
-                model.module.protein_ids.tolist(), strict=True,
+                model.module.protein_ids.tolist(),
+                strict=True,
             )
         ]
         model.module.transfer_from(
@@ -1142,7 +1217,9 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         )
         logger.info(
             "Transferred %s: %d tokens shared, %d new (%s).",
-            type(reference).__name__, known, len(model.vocabulary) - known,
+            type(reference).__name__,
+            known,
+            len(model.vocabulary) - known,
             ", ".join(model.vocabulary.tokens[known:][:5]),
         )
         return model
@@ -1213,9 +1290,7 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
 
         scores = {}
         if interpolation == "cv":
-            interpolation, scores = choose_interpolation(
-                adata.n_obs, fit, n_folds, settings.seed
-            )
+            interpolation, scores = choose_interpolation(adata.n_obs, fit, n_folds, settings.seed)
         model, start = fit(None)
         interpolate_parameters(model.module, start, float(interpolation))
         model.fine_tuning_ = {"interpolation": float(interpolation), "cv_scores": scores}
@@ -1224,7 +1299,7 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
 
 
 def _torch_device(accelerator: str, device: int | str) -> torch.device:
-    """The torch device of Lightning-style ``accelerator`` and ``device`` arguments."""
+    """Return the torch device of Lightning-style ``accelerator`` and ``device`` arguments."""
     if accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     return torch.device("cuda" if device == "auto" else f"cuda:{device}")
@@ -1243,7 +1318,7 @@ def _protein_names(adata: AnnData | MuData, registry: dict) -> list[str]:
 
 
 def _rna_modality(adata: AnnData | MuData, registry: dict) -> AnnData:
-    """The RNA AnnData of ``adata`` under the setup arguments of ``registry``."""
+    """Return the RNA AnnData of ``adata`` under the setup arguments of ``registry``."""
     if not isinstance(adata, MuData):
         return adata
     modalities = registry["setup_args"].get("modalities") or {}
@@ -1280,7 +1355,10 @@ class _Query:
     def batches(self, batch_size: int | None) -> tuple[int, Iterator[torch.Tensor]]:
         """Return the number of batches and an iterator over their counts on the known genes."""
         loader = rna_loader(
-            self.matrix, self.all_obs_names, self.var_names, self.rows,
+            self.matrix,
+            self.all_obs_names,
+            self.var_names,
+            self.rows,
             batch_size or settings.batch_size,
         )
         columns = torch.as_tensor(self.columns)

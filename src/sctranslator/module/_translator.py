@@ -21,22 +21,36 @@ from sctranslator.nn import (
 
 FREEZE_PRESETS: dict[str, tuple[str, ...]] = {
     "encoder": (
-        "embedding.value", "cell_scale", "cell_shift", "latents", "reader", "encoder",
+        "embedding.value",
+        "cell_scale",
+        "cell_shift",
+        "latents",
+        "reader",
+        "encoder",
         "encoder_norm",
     ),
 }
 # Per-protein statistics of the registered panel, computed from each model's training cells
 # (a transferred model keeps the reference's mean and std of the proteins they share).
 PANEL_STATISTICS = (
-    "protein_mean", "protein_std", "protein_fitted", "protein_axes", "protein_batch_mask"
+    "protein_mean",
+    "protein_std",
+    "protein_fitted",
+    "protein_axes",
+    "protein_batch_mask",
 )
 # Kernel ridge read-out from the cell token, fitted after training (set_reference_mapping).
 REFERENCE_MAPPING = ("mapping_anchors", "mapping_weights", "mapping_gamma", "mapping_blend")
 # The teacher of target smoothing: training cells' principal components and proteins, set before
 # each training and never saved.
 NEIGHBOR_TEACHER = (
-    "neighbor_rna_center", "neighbor_rna_loadings", "neighbor_protein_center",
-    "neighbor_protein_loadings", "neighbor_scales", "neighbor_coordinates", "neighbor_targets",
+    "neighbor_rna_center",
+    "neighbor_rna_loadings",
+    "neighbor_protein_center",
+    "neighbor_protein_loadings",
+    "neighbor_scales",
+    "neighbor_coordinates",
+    "neighbor_targets",
 )
 
 
@@ -191,7 +205,9 @@ class TranslatorModule(BaseModuleClass):
         # The neighbour teacher of the current training data (see set_neighbor_targets).
         for name in NEIGHBOR_TEACHER:
             self.register_buffer(name, None, persistent=False)
-        self.register_buffer("protein_batch_mask", torch.ones(n_batch, n_proteins, dtype=torch.bool))
+        self.register_buffer(
+            "protein_batch_mask", torch.ones(n_batch, n_proteins, dtype=torch.bool)
+        )
 
         self.embedding = TokenValueEmbedding(n_tokens, n_hidden)
         self.cell_scale = nn.Parameter(torch.ones(()))
@@ -236,7 +252,7 @@ class TranslatorModule(BaseModuleClass):
         return gene_ids[keep], torch.where(present, values.gather(1, keep), 0.0), present
 
     def read_registered_genes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Counts and token ids of the registered genes the vocabulary has.
+        """Return the counts and token ids of the registered genes the vocabulary has.
 
         A registered gene whose id is negative (a transferred model that keeps genes the
         reference never learnt out of its vocabulary) is not read at all: not a token and
@@ -315,8 +331,10 @@ class TranslatorModule(BaseModuleClass):
             "batch_index": tensors[REGISTRY_KEYS.BATCH_KEY],
         }
 
-    def query_batch_embedding(self, batch_index: torch.Tensor | None, n_cells: int) -> torch.Tensor:
-        """Batch embedding per cell; the mean over training batches where ``batch_index`` is None."""
+    def query_batch_embedding(
+        self, batch_index: torch.Tensor | None, n_cells: int
+    ) -> torch.Tensor:
+        """Batch embedding per cell; the mean of the training batches' without ``batch_index``."""
         if batch_index is None:
             return self.batch_embedding.weight.mean(0).expand(n_cells, -1)
         return self.batch_embedding(batch_index.long().view(-1))
@@ -445,7 +463,9 @@ class TranslatorModule(BaseModuleClass):
 
     def _neighbor_space(self, scores: list[torch.Tensor]) -> torch.Tensor:
         """Teacher coordinates: each part of the scores divided by its spread over the teacher."""
-        return torch.cat([part / scale for part, scale in zip(scores, self.neighbor_scales)], 1)
+        return torch.cat(
+            [part / scale for part, scale in zip(scores, self.neighbor_scales, strict=True)], 1
+        )
 
     @torch.no_grad()
     def set_neighbor_targets(

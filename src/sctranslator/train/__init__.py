@@ -6,4 +6,10 @@ from ._pearson import MaskedPearson
 from ._statistics import fit_panel_statistics
 from ._trainingplan import TranslatorTrainingPlan
 
-__all__ = ["BestWeights", "DataInitialization", "MaskedPearson", "TranslatorTrainingPlan", "fit_panel_statistics"]
+__all__ = [
+    "BestWeights",
+    "DataInitialization",
+    "MaskedPearson",
+    "TranslatorTrainingPlan",
+    "fit_panel_statistics",
+]

@@ -73,7 +73,9 @@ class DataInitialization(pl.Callback):
             batch_size=len(rows),
             shuffle=False,
             data_and_attributes=[
-                REGISTRY_KEYS.X_KEY, REGISTRY_KEYS.PROTEIN_EXP_KEY, REGISTRY_KEYS.BATCH_KEY
+                REGISTRY_KEYS.X_KEY,
+                REGISTRY_KEYS.PROTEIN_EXP_KEY,
+                REGISTRY_KEYS.BATCH_KEY,
             ],
         )
         cells = {

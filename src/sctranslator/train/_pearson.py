@@ -24,7 +24,9 @@ class MaskedPearson(Metric):
     def __init__(self, n_proteins: int):
         super().__init__()
         for name in ("n", "x", "y", "xx", "yy", "xy"):
-            self.add_state(name, torch.zeros(n_proteins, dtype=torch.float64), dist_reduce_fx="sum")
+            self.add_state(
+                name, torch.zeros(n_proteins, dtype=torch.float64), dist_reduce_fx="sum"
+            )
 
     def update(self, prediction: torch.Tensor, target: torch.Tensor) -> None:
         """Add a batch of ``(cells, proteins)`` predictions and targets (NaN = unmeasured)."""

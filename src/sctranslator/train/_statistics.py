@@ -95,7 +95,9 @@ def fit_panel_statistics(
             sample = np.sort(np.random.default_rng(settings.seed).choice(rows, max_cells, False))
         standardized = torch.cat(
             [
-                ((normalized(block, batch) - module.protein_mean) / module.protein_std).nan_to_num()
+                (
+                    (normalized(block, batch) - module.protein_mean) / module.protein_std
+                ).nan_to_num()
                 for block, batch in _training_blocks(adata_manager, sample)
             ]
         ).float()
