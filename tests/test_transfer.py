@@ -205,6 +205,7 @@ def test_fine_tuning_interpolates_back_towards_the_reference(reference, p4):
     chosen = tuned.fine_tuning_
     assert chosen["interpolation"] in (0.0, 0.25, 0.5, 0.75, 1.0)
     assert set(chosen["cv_scores"]) == {0.0, 0.25, 0.5, 0.75, 1.0}
-    assert chosen["cv_scores"][chosen["interpolation"]] == max(chosen["cv_scores"].values())
+    assert chosen["cv_scores"][chosen["interpolation"]] >= max(chosen["cv_scores"].values()) - 1e-4
+    assert tuned.protein_reliability.notna().sum() > 100  # out-of-fold Pearson per protein
     with pytest.raises(ValueError, match="interpolation"):
         reference.fine_tune(few.copy(), interpolation=2.0)

@@ -54,8 +54,11 @@ def choose_interpolation(
     fit_fold: Callable[[np.ndarray], tuple[object, dict[str, torch.Tensor]]],
     n_folds: int,
     seed: int,
-) -> tuple[float, dict[float, float]]:
+) -> tuple[float, dict[float, float], np.ndarray]:
     """Pick the interpolation weight with the best out-of-fold mean per-protein Pearson.
+
+    Returns the weight, the mean score of every weight, and the per-protein out-of-fold
+    Pearson at the chosen weight.
 
     ``fit_fold(train_rows)`` fine-tunes on those cells and returns the model (registered on
     all cells) and its starting parameters; each held-out fold is predicted at every weight of
@@ -77,9 +80,7 @@ def choose_interpolation(
         measured.append(measured_proteins(model, held_out))
         order.append(held_out)
     truth = np.concatenate(measured)
-    scores = {
-        w: float(np.nanmean(held_out_pearson(np.concatenate(p), truth)))
-        for w, p in predictions.items()
-    }
+    per_protein = {w: held_out_pearson(np.concatenate(p), truth) for w, p in predictions.items()}
+    scores = {w: float(np.nanmean(r)) for w, r in per_protein.items()}
     best = max(INTERPOLATION_GRID, key=lambda w: (round(scores[w], 4), -w))
-    return best, scores
+    return best, scores, per_protein[best]

@@ -1243,7 +1243,8 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         chosen by ``n_folds``-fold cross-validation over the cells (``interpolation="cv"``;
         out-of-fold mean per-protein Pearson, ties to the smaller ``w``), fine-tuning keeps
         the reference's predictions where the few cells cannot improve them. The chosen ``w``
-        and the scores are in ``model.fine_tuning_``. This model is not changed.
+        and the scores are in ``model.fine_tuning_``; :attr:`protein_reliability` is the
+        out-of-fold Pearson of each protein at that ``w``. This model is not changed.
 
         Parameters
         ----------
@@ -1288,13 +1289,19 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
             model.train(max_epochs=max_epochs, train_size=1.0, **split, **train_kwargs)
             return model, start
 
-        scores = {}
+        scores, reliability = {}, None
         if interpolation == "cv":
-            interpolation, scores = choose_interpolation(adata.n_obs, fit, n_folds, settings.seed)
+            interpolation, scores, reliability = choose_interpolation(
+                adata.n_obs, fit, n_folds, settings.seed
+            )
         model, start = fit(None)
         interpolate_parameters(model.module, start, float(interpolation))
         model.fine_tuning_ = {"interpolation": float(interpolation), "cv_scores": scores}
-        model._score_validation_cells()
+        if reliability is not None:  # out-of-fold Pearson: the few cells' held-out estimate
+            names = model._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY)
+            model.protein_reliability_ = {
+                str(n): float(r) for n, r in zip(names, reliability, strict=True) if np.isfinite(r)
+            }
         return model
 
 
