@@ -118,3 +118,29 @@ def test_embedding_delegates_to_scanpy(pbmc, tmp_path):
     with pytest.raises(KeyError, match="obs columns \\['donor'\\]"):
         sct.pl.embedding(mdata, basis="X_test", color="donor", show=False)
     plt.close("all")
+
+
+def test_confusion_matrix(pbmc, tmp_path):
+    from mudata import MuData
+
+    mdata = MuData({"rna": pbmc["rna"].copy()})
+    mdata.obs = pbmc.obs[["batch", "celltype"]].copy()
+    mdata.obs["known"] = mdata.obs["celltype"].where(mdata.obs["batch"] != "p1_0")
+    sct.tl.classify(mdata, "known", protein=None, cv=3)
+    ax = sct.pl.confusion_matrix(mdata, show=False, save=tmp_path / "cv.png")
+    classes = mdata.uns["sct_classify"]["classes"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == classes
+    values = ax.images[0].get_array()
+    np.testing.assert_allclose(values.sum(1), 1)  # rows are fractions of the true class
+    assert np.diag(values).mean() == pytest.approx(
+        mdata.uns["sct_classify"]["cv_scores"].loc["rna", "balanced_accuracy"]
+    )
+    _png(tmp_path / "cv.png")
+    hidden = sct.pl.confusion_matrix(mdata, truth="celltype", normalize=False, show=False)
+    assert hidden.images[0].get_array().sum() == (mdata.obs["batch"] == "p1_0").sum()
+    assert "obs['celltype']" in hidden.get_title()
+    with pytest.raises(KeyError, match="run it first"):
+        sct.pl.confusion_matrix(mdata, key="other", show=False)
+    with pytest.raises(KeyError, match="truth 'donor'"):
+        sct.pl.confusion_matrix(mdata, truth="donor", show=False)
+    plt.close("all")

@@ -1,5 +1,6 @@
 """Plots: matplotlib figures in scanpy's style (``ax=``, ``show=``, ``save=``)."""
 
+from ._classification import confusion_matrix
 from ._correlation import protein_correlation
 from ._embedding import embedding
 from ._interactions import interaction_heatmap
@@ -7,6 +8,7 @@ from ._perturbation import perturbation_effect
 from ._scatter import predicted_vs_measured
 
 __all__ = [
+    "confusion_matrix",
     "embedding",
     "interaction_heatmap",
     "perturbation_effect",

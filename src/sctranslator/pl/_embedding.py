@@ -28,7 +28,7 @@ def embedding(
     """Scatter plot of an ``obsm`` embedding coloured by ``obs`` columns, drawn by scanpy.
 
     Works on the top level of a MuData (e.g. ``X_sct_joint`` of :func:`~sctranslator.tl.cluster`
-    or ``X_sct_latent`` of :func:`~sctranslator.tl.batch_correct`): scanpy draws a light
+    or ``X_sct_latent`` of :func:`~sctranslator.tl.embed`): scanpy draws a light
     AnnData holding the ``obs`` columns and that one embedding; the user's object is not
     changed.
 

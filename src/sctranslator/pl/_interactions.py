@@ -50,7 +50,7 @@ def interaction_heatmap(
 
     Examples
     --------
-    >>> table = sct.tl.interactions(model, mdata, proteins=["CD8", "CD20", "CD16"])
+    >>> table = sct.tl.interactions(mdata, model, proteins=["CD8", "CD20", "CD16"])
     >>> sct.pl.interaction_heatmap(table, n_top=5)
     """
     proteins = list(table.columns if proteins is None else proteins)

@@ -45,7 +45,7 @@ def perturbation_effect(
 
     Examples
     --------
-    >>> effect = sct.tl.perturb(model, mdata, ["MS4A1"], groupby="celltype")
+    >>> effect = sct.tl.perturb(mdata, model, ["MS4A1"], groupby="celltype")
     >>> sct.pl.perturbation_effect(effect, n_top=10)
     """
     missing = [c for c in _COLUMNS if c not in table.columns]

@@ -50,7 +50,8 @@ def predicted_vs_measured(
     r = pd.Series(per_protein_pearson(predicted, measured), index=predicted.columns)
     proteins = list(r.sort_values(ascending=False).index[:8] if proteins is None else proteins)
     nrows = int(np.ceil(len(proteins) / ncols))
-    fig, axes = plt.subplots(nrows, min(ncols, len(proteins)), figsize=(3 * min(ncols, len(proteins)), 3 * nrows), squeeze=False)
+    width = min(ncols, len(proteins))
+    fig, axes = plt.subplots(nrows, width, figsize=(3 * width, 3 * nrows), squeeze=False)
     for ax, protein in zip(axes.flat, proteins, strict=False):
         _scatter(ax, predicted[protein], measured[protein], f"{protein}  r = {r[protein]:.2f}")
     for ax in list(axes.flat)[len(proteins) :]:

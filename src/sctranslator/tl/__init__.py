@@ -1,9 +1,27 @@
-"""Tools that take and annotate MuData and AnnData objects."""
+"""Tools that take and annotate MuData and AnnData objects.
 
-from ._batch import batch_correct
+One convention, as in scanpy: the data come first and the model second
+(``sct.tl.perturb(mdata, model, ...)``); results are written into the data (per-cell labels in
+``obs``, per-cell arrays in ``obsm``, tables and settings in ``uns``) under ``key_added``;
+``copy=True`` writes into a copy and returns it. Tools that compute a summary table
+(:func:`classify`, :func:`interactions`, :func:`perturb`) also return it; the others return
+``None``. RNA is read from ``X`` unless a layer is named, or from the model's registered layer
+when a model is given.
+"""
+
+from ._batch import batch_correct, embed
+from ._classify import classify
 from ._cluster import cluster
 from ._fill import fill_protein
 from ._interactions import interactions
 from ._perturb import perturb
 
-__all__ = ["batch_correct", "cluster", "fill_protein", "interactions", "perturb"]
+__all__ = [
+    "batch_correct",
+    "classify",
+    "cluster",
+    "embed",
+    "fill_protein",
+    "interactions",
+    "perturb",
+]

@@ -19,7 +19,7 @@ def cluster(
     mdata: MuData,
     rna: str | None = "rna",
     protein: str | None = "prot_pred",
-    rna_layer: str | None = "counts",
+    rna_layer: str | None = None,
     protein_layer: str | None = None,
     weights: Sequence[float] = (1.0, 1.0),
     n_comps: int = 30,
@@ -52,7 +52,8 @@ def cluster(
     protein
         Protein modality (predicted or measured, on a log-like scale such as CLR), or ``None``.
     rna_layer
-        Layer of ``rna`` with counts; ``None`` for ``X``.
+        Layer of ``rna`` with raw counts; ``None`` (default) for ``X``, e.g.
+        ``rna_layer="counts"`` when ``X`` holds normalised values.
     protein_layer
         Layer of ``protein``; ``None`` for ``X``.
     weights

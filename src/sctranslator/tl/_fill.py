@@ -12,6 +12,8 @@ import pandas as pd
 from anndata import AnnData, read_h5ad
 from mudata import MuData
 
+from sctranslator._mudata import shared_var_names
+
 if TYPE_CHECKING:
     from sctranslator.model import SCTRANSLATOR
 
@@ -25,7 +27,8 @@ def fill_protein(
     overwrite: bool = False,
     progress_bar: bool | None = None,
     output: str | os.PathLike | None = None,
-) -> None:
+    copy: bool = False,
+) -> MuData | None:
     """Predict proteins from the RNA of ``mdata`` and store them as a new modality.
 
     The new modality holds one row per RNA cell (same ``obs_names``), the predictions in
@@ -56,6 +59,12 @@ def fill_protein(
     output
         An ``.h5ad`` file to write the new modality to, batch by batch; the modality is then
         this file opened backed (read-only).
+    copy
+        Add the modality to a copy of ``mdata`` (in memory) and return the copy.
+
+    Returns
+    -------
+    The annotated copy when ``copy``, else ``None``.
 
     Examples
     --------
@@ -65,16 +74,21 @@ def fill_protein(
     >>> sct.tl.fill_protein(atlas, model, output="atlas_prot_pred.h5ad", progress_bar=True)
     """
     if not isinstance(mdata, MuData):
-        raise TypeError("fill_protein writes into a MuData; use model.predict_protein for AnnData.")
+        raise TypeError(
+            "fill_protein writes into a MuData; use model.predict_protein for AnnData."
+        )
     if key_added in mdata.mod and not overwrite:
         raise ValueError(
             f"Modality {key_added!r} already exists; pass overwrite=True to replace it."
         )
     if output is not None and Path(output).suffix != ".h5ad":
         raise ValueError(f"`output` must be an .h5ad file, got {str(output)!r}.")
+    if copy and mdata.isbacked:
+        raise ValueError("copy=True needs a MuData in memory; this one is backed.")
     kwargs = {"proteins": proteins, "batch_size": batch_size, "progress_bar": progress_bar}
     if output is None:
         prediction = model.predict_protein(mdata, **kwargs)
+        # private: no public method gives the var/uns that predict_protein(output=...) writes
         var, uns = model._prediction_annotations(prediction.columns)
         predicted = AnnData(
             X=prediction.to_numpy(dtype="float32"),
@@ -85,7 +99,11 @@ def fill_protein(
     else:
         path = model.predict_protein(mdata, output=output, overwrite=overwrite, **kwargs)
         predicted = read_h5ad(path, backed="r")
-    mdata.mod[key_added] = predicted
-    # without pulling modality columns: pulling fails when protein names equal gene names
-    with mudata.set_options(pull_on_update=False):
-        mdata.update()
+    with shared_var_names(mdata.mod.values()):  # proteins named like their genes (CD9)
+        annotated = mdata.copy() if copy else mdata
+    annotated.mod[key_added] = predicted
+    # prot_pred keeps the measured proteins' names so that prot and prot_pred line up; some
+    # equal gene names (CD9): see sctranslator._mudata.shared_var_names. No column pulling.
+    with mudata.set_options(pull_on_update=False), shared_var_names(annotated.mod.values()):
+        annotated.update()
+    return annotated if copy else None

@@ -14,7 +14,7 @@ from scvi import REGISTRY_KEYS
 
 from sctranslator.data._vocabulary import UNKNOWN
 
-from ._utils import check_free, check_model
+from ._utils import check_free, check_model, data_first, target
 
 if TYPE_CHECKING:
     from sctranslator.model import SCTRANSLATOR
@@ -23,8 +23,8 @@ METHODS = ("gradient", "attention")
 
 
 def interactions(
-    model: SCTRANSLATOR,
     data: AnnData | MuData,
+    model: SCTRANSLATOR,
     genes: Sequence[str] | None = None,
     proteins: Sequence[str] | None = None,
     method: str = "gradient",
@@ -32,7 +32,8 @@ def interactions(
     batch_size: int | None = None,
     key_added: str | None = "sct_interactions",
     overwrite: bool = False,
-) -> pd.DataFrame:
+    copy: bool = False,
+) -> pd.DataFrame | AnnData | MuData:
     """Score the importance of each gene for each protein, averaged over cells.
 
     ``method="gradient"`` (default): gradient x input, ``x * d(prediction) / d(x)`` for the RNA
@@ -55,11 +56,14 @@ def interactions(
 
     Parameters
     ----------
-    model
-        A trained :class:`~sctranslator.SCTRANSLATOR`.
     data
         AnnData or MuData with RNA counts, as for
-        :meth:`~sctranslator.SCTRANSLATOR.predict_protein`.
+        :meth:`~sctranslator.SCTRANSLATOR.predict_protein` (the model's registered RNA layer,
+        e.g. ``X`` for a model set up with ``rna_layer=None``). The old order
+        ``interactions(model, data)`` still works for one release, with a
+        :class:`FutureWarning`.
+    model
+        A trained :class:`~sctranslator.SCTRANSLATOR`.
     genes
         Genes (rows) to report; all genes of ``data`` known to the model by default.
     proteins
@@ -74,25 +78,32 @@ def interactions(
         Store the table in ``data.uns[key_added]``; ``None`` to store nothing.
     overwrite
         Replace an existing ``uns`` entry.
+    copy
+        Write into a copy of ``data`` and return the copy instead of the table.
 
     Returns
     -------
-    DataFrame of genes by proteins.
+    DataFrame of genes by proteins (also in ``uns[key_added]``); the annotated copy of
+    ``data`` instead when ``copy``.
 
     Examples
     --------
-    >>> table = sct.tl.interactions(model, mdata, proteins=["CD8", "CD20"])
+    >>> table = sct.tl.interactions(mdata, model, proteins=["CD8", "CD20"])
     >>> table["CD20"].nlargest(5)
     """
+    data, model = data_first(data, model, "interactions")
     check_model(model)
+    if copy and key_added is None:
+        raise ValueError("copy=True writes the table into a copy; pass a `key_added`.")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
     if key_added is not None:
         check_free(data, {"uns": [key_added]}, overwrite)
+    # private: no public method yields the model's RNA batches on its known genes
     query = model._query(data, indices)
-    names = list(
-        model._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY) if proteins is None else proteins
-    )
+    if proteins is None:
+        proteins = model.get_state_registry(REGISTRY_KEYS.PROTEIN_EXP_KEY).column_names
+    names = [str(name) for name in proteins]
     protein_ids = model.vocabulary.lookup_proteins(names)
     if (protein_ids == UNKNOWN).any():
         unknown = [n for n, i in zip(names, protein_ids, strict=True) if i == UNKNOWN]
@@ -114,7 +125,10 @@ def interactions(
         (total / len(query.rows)).numpy().T, index=panel, columns=pd.Index(names)
     ).iloc[rows]
     if key_added is not None:
-        data.uns[key_added] = table
+        annotated = target(data, copy)
+        annotated.uns[key_added] = table
+        if copy:
+            return annotated
     return table
 
 

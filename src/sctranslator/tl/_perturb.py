@@ -15,7 +15,7 @@ from sctranslator.data import get_matrix
 from sctranslator.data._vocabulary import UNKNOWN
 
 from ._embed import model_rna
-from ._utils import check_free, check_model, dense
+from ._utils import check_free, check_model, data_first, dense, target
 
 if TYPE_CHECKING:
     from sctranslator.model import SCTRANSLATOR
@@ -24,8 +24,8 @@ MODES = ("knockout", "overexpression")
 
 
 def perturb(
-    model: SCTRANSLATOR,
     data: AnnData | MuData,
+    model: SCTRANSLATOR,
     genes: str | Sequence[str],
     mode: str = "knockout",
     value: float | None = None,
@@ -34,7 +34,8 @@ def perturb(
     key_added: str = "sct_perturb",
     batch_size: int | None = None,
     overwrite: bool = False,
-) -> pd.DataFrame:
+    copy: bool = False,
+) -> pd.DataFrame | AnnData | MuData:
     """Predict how proteins shift when genes are knocked out or over-expressed in silico.
 
     The RNA counts of ``genes`` are changed in a light copy of the cells (the user's object is
@@ -52,11 +53,13 @@ def perturb(
 
     Parameters
     ----------
+    data
+        AnnData with the model's RNA layer (``X`` for a model set up with
+        ``rna_layer=None``), or MuData with its RNA modality (holding the MuData's cells).
+        The old order ``perturb(model, data, ...)`` still works for one release, with a
+        :class:`FutureWarning`.
     model
         A trained :class:`~sctranslator.SCTRANSLATOR`.
-    data
-        AnnData with the model's RNA layer, or MuData with its RNA modality (holding the
-        MuData's cells).
     genes
         Gene names (``var_names``) to perturb together.
     mode
@@ -68,25 +71,31 @@ def perturb(
     groupby
         ``obs`` column to average the shift by (e.g. cell type); all cells by default.
     key_added
-        ``obsm[key_added]``: the shift per cell (DataFrame of cells by proteins, perturbed
-        minus original, on the model's protein scale); ``uns[key_added]``: ``params`` and
-        ``mean_shift`` (the returned table).
+        ``obsm[key_added]``: the shift per cell (array of cells by proteins, perturbed minus
+        original, on the model's protein scale); ``uns[key_added]``: ``params`` (with
+        ``proteins``, the names of the ``obsm`` columns) and ``mean_shift`` (the returned
+        table).
     batch_size
         Cells per batch.
     overwrite
         Replace existing entries under ``key_added``.
+    copy
+        Write into a copy of ``data`` and return the copy instead of the table.
 
     Returns
     -------
     Tidy DataFrame with columns ``group``, ``protein``, ``n_cells``, ``original``,
     ``perturbed`` and ``shift`` (group means), sorted by ``|shift|`` within each group. The
-    group is ``"all cells"`` without ``groupby``.
+    group is ``"all cells"`` without ``groupby``. The annotated copy of ``data`` instead
+    when ``copy``.
 
     Examples
     --------
-    >>> effect = sct.tl.perturb(model, mdata, ["MS4A1"], mode="knockout", groupby="celltype")
+    >>> effect = sct.tl.perturb(mdata, model, ["MS4A1"], mode="knockout", groupby="celltype")
     >>> effect.query("protein == 'CD20'")
+    >>> mdata.uns["sct_perturb"]["params"]["proteins"]  # columns of obsm["sct_perturb"]
     """
+    data, model = data_first(data, model, "perturb")
     check_model(model)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
@@ -142,18 +151,20 @@ def perturb(
     )
     table = table.loc[order].reset_index(drop=True)
 
-    data.obsm[key_added] = shift
-    data.uns[key_added] = {
+    annotated = target(data, copy)
+    annotated.obsm[key_added] = shift.to_numpy(dtype=np.float32)
+    annotated.uns[key_added] = {
         "params": {
             "genes": genes,
             "mode": mode,
             "value": value,
             "groupby": groupby,
             "values_set": _set_values(counts, columns, mode, value).tolist(),
+            "proteins": [str(p) for p in shift.columns],
         },
         "mean_shift": table,
     }
-    return table
+    return annotated if copy else table
 
 
 def _gene_columns(model: SCTRANSLATOR, rna: AnnData, genes: list[str]) -> np.ndarray:

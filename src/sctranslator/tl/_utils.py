@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from anndata import AnnData
 from mudata import MuData
@@ -35,3 +37,33 @@ def check_model(model) -> None:
         )
     if not model.is_trained:
         raise ValueError("The model is not trained; call model.train() or load a trained model.")
+
+
+def data_first(data, model, name: str) -> tuple:
+    """Return ``(data, model)``, accepting the deprecated ``(model, data)`` order with a warning.
+
+    The tools take the data first, as scanpy's do; ``sct.tl.{name}(model, data, ...)`` keeps
+    working for one release and raises a :class:`FutureWarning` naming the new call.
+    """
+    from sctranslator.model import SCTRANSLATOR
+
+    if isinstance(data, SCTRANSLATOR) and isinstance(model, AnnData | MuData):
+        warnings.warn(
+            f"sct.tl.{name}(model, data, ...) is deprecated and will be removed in the next "
+            f"release; call sct.tl.{name}(data, model, ...) (data first, as in scanpy).",
+            FutureWarning,
+            stacklevel=3,
+        )
+        return model, data
+    if not isinstance(data, AnnData | MuData):
+        raise TypeError(f"Expected an AnnData or MuData first, got {type(data).__name__}.")
+    return data, model
+
+
+def target(data: AnnData | MuData, copy: bool) -> AnnData | MuData:
+    """Return the object to annotate: ``data`` itself, or a copy of it when ``copy``."""
+    if not copy:
+        return data
+    if getattr(data, "isbacked", False):
+        raise ValueError("copy=True needs data in memory; the data is backed (read from disk).")
+    return data.copy()
