@@ -91,7 +91,10 @@ def test_query_errors_name_the_problem(trained, query):
     with pytest.raises(ValueError, match="10 cells have no counts"):
         trained.predict_protein(empty)
     no_layer = query[:10].copy()
-    del no_layer.layers["counts"]
+    no_layer.X = no_layer.layers.pop("counts")
+    expected = trained.predict_protein(query[:10])
+    pd.testing.assert_frame_equal(trained.predict_protein(no_layer), expected)  # counts in X
+    no_layer.X = no_layer.X / 3.0  # not counts: the missing layer is an error
     with pytest.raises(KeyError, match="'counts' not found"):
         trained.predict_protein(no_layer)
     with pytest.raises(ValueError, match="not a training batch"):

@@ -40,22 +40,30 @@ from sctranslator.data import (
 )
 from sctranslator.data._panels import allows_missing_genes
 from sctranslator.data._validate import iter_row_chunks
-from sctranslator.data._vocabulary import UNKNOWN, protein_coding_genes, report_unknown
+from sctranslator.data._vocabulary import UNKNOWN, report_unknown
 from sctranslator.data._writer import check_output_path, write_blocks
 from sctranslator.module import TranslatorModule
-from sctranslator.module._translator import REFERENCE_MAPPING
 from sctranslator.train import BestWeights, DataInitialization, TranslatorTrainingPlan
 
-from ._card import held_out_pearson, noise_flags, render_card
-from ._fine_tune import choose_interpolation, interpolate_parameters, starting_parameters
-from ._persistence import read_model, replace_folder, resolve_model_folder, write_model
+from ._card_mixin import ModelCardMixin
+from ._mapping_mixin import ReferenceMappingMixin
+from ._model_utils import rna_modality
+from ._saveload_mixin import SaveLoadMixin
+from ._transfer import TransferMixin
 
 logger = logging.getLogger(__name__)
 
 _PROTEIN_CHUNK = 512
 
 
-class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
+class SCTRANSLATOR(
+    TransferMixin,
+    SaveLoadMixin,
+    ModelCardMixin,
+    ReferenceMappingMixin,
+    UnsupervisedTrainingMixin,
+    BaseModelClass,
+):
     """Translate single-cell RNA into protein abundances with a gene-token transformer.
 
     A reimplementation of the idea of scTranslator :cite:p:`Liu2025`: genes are tokens (an
@@ -215,207 +223,7 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
 
     def _rna_data(self, adata: AnnData | MuData) -> AnnData:
         """Return the RNA AnnData of ``adata``: itself, or the registered RNA modality."""
-        return _rna_modality(adata, self.registry_)
-
-    # ------------------------------------------------------------------------- model card
-    def set_model_card(
-        self,
-        training_data: str | None = None,
-        licence: str | None = None,
-        intended_use: str | None = None,
-        limits: str | None = None,
-    ) -> None:
-        """Record what the model was trained on and what it is for; saved with the model.
-
-        Parameters
-        ----------
-        training_data
-            The data set(s) and cells the model was trained on, with their source.
-        licence
-            The licence of the training data.
-        intended_use
-            What the model is for (e.g. "human PBMC, 10x 3' RNA").
-        limits
-            Where it is untested or known to fail.
-
-        Examples
-        --------
-        >>> model.set_model_card(
-        ...     training_data="Seurat v4 PBMC CITE-seq (GSE164378), 800 cells",
-        ...     licence="MIT (scmidas 0.3.0)",
-        ... )
-        """
-        given = {
-            "training_data": training_data,
-            "licence": licence,
-            "intended_use": intended_use,
-            "limits": limits,
-        }
-        self.card_ = {
-            **(getattr(self, "card_", None) or {}),
-            **{k: v for k, v in given.items() if v is not None},
-        }
-
-    def model_card(self) -> str:
-        """Return the model card, as Markdown.
-
-        It gives the training data and licence, intended use and limits, normalisations,
-        genes, and each protein with its token and :attr:`protein_reliability`.
-
-        Returns
-        -------
-        Markdown text (also saved as ``MODEL_CARD.md`` by :meth:`save`).
-
-        Examples
-        --------
-        >>> print(sct.SCTRANSLATOR.load_pretrained("pbmc").model_card())
-        """
-        names = pd.Index(self._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY))
-        tokens = [self.vocabulary.tokens[i] for i in self.module.protein_ids.tolist()]
-        measured = self.module.protein_batch_mask.any(0).cpu().numpy()
-        proteins = pd.DataFrame(
-            {
-                "token": tokens,
-                "reliability": self.protein_reliability.reindex(names).to_numpy(),
-                "flag": noise_flags(names, self.module.protein_std.cpu().numpy(), measured),
-            },
-            index=names,
-        )
-        params = self.init_params_["non_kwargs"]
-        return render_card(
-            type(self).__name__,
-            getattr(self, "card_", None) or {},
-            self._model_summary_string,
-            self._registered_names(REGISTRY_KEYS.X_KEY),
-            proteins,
-            {"rna": params["rna_normalization"], "protein": params["protein_normalization"]},
-        )
-
-    @property
-    def protein_reliability(self) -> pd.Series:
-        """Expected quality of each protein's prediction: its held-out Pearson.
-
-        The Pearson correlation between predicted and measured values of each registered
-        protein over the validation cells of the last :meth:`train` (NaN where it was not
-        measured, or without validation cells). Saved with the model.
-        """
-        names = self._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY)
-        values = getattr(self, "protein_reliability_", None) or {}
-        return pd.Series(
-            [values.get(n, np.nan) for n in names], index=names, dtype=float, name="reliability"
-        )
-
-    def _standardized_proteins(self, rows: np.ndarray) -> torch.Tensor:
-        """Standardised registered proteins of ``rows`` (NaN where unmeasured)."""
-        proteins = self.adata_manager.get_from_registry(REGISTRY_KEYS.PROTEIN_EXP_KEY)
-        proteins = proteins.to_numpy() if isinstance(proteins, pd.DataFrame) else proteins
-        block = proteins[rows]
-        block = block.toarray() if hasattr(block, "toarray") else np.asarray(block)
-        batches = np.asarray(self.adata_manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY)).ravel()
-        return self.module.standardized_target(
-            torch.as_tensor(block, dtype=torch.float32, device=self.device),
-            torch.as_tensor(batches[rows], device=self.device),
-        )
-
-    @torch.inference_mode()
-    def _fit_reference_mapping(self, max_anchors: int = 2048) -> None:
-        """Choose and set the reference-mapping read-out on the validation cells."""
-        train = np.sort(np.asarray(self.train_indices))
-        validation = np.sort(
-            np.asarray(self.validation_indices if self.validation_indices is not None else [])
-        )
-        if len(validation) < 3:
-            return
-        if len(validation) > max_anchors:
-            validation = np.sort(
-                np.random.default_rng(settings.seed).choice(validation, max_anchors, False)
-            )
-        if len(train) > max_anchors:
-            train = np.sort(np.random.default_rng(settings.seed).choice(train, max_anchors, False))
-        targets = self._standardized_proteins(train)
-        keep = ~targets.isnan().all(1)
-        train, targets = train[keep.cpu().numpy()], targets[keep]
-        measured = self._standardized_proteins(validation).cpu().numpy()
-        anchors = torch.as_tensor(
-            self.get_latent_representation(indices=train), device=self.device
-        )
-        z = torch.as_tensor(self.get_latent_representation(indices=validation), device=self.device)
-        self.module.eval()
-        network = (
-            self.module.generative(
-                self.module.inference(self._validation_counts(validation))["context"]
-            )["protein"]
-            .cpu()
-            .numpy()
-        )
-        squared = torch.cdist(anchors, anchors) ** 2
-        median = float(squared[squared > 0].median())
-        best = (-np.inf, None)
-        for scale in (0.25, 0.5, 1.0, 2.0):
-            for alpha in (0.1, 0.3, 1.0):
-                kernel = torch.exp(-scale / median * squared)
-                eye = torch.eye(len(anchors), device=self.device)
-                weights = torch.linalg.solve(kernel + alpha * eye, targets.nan_to_num())
-                mapped = (
-                    (torch.exp(-scale / median * torch.cdist(z, anchors) ** 2) @ weights)
-                    .cpu()
-                    .numpy()
-                )
-                for blend in (0.25, 0.5, 0.75, 1.0):
-                    value = np.nanmean(
-                        held_out_pearson(
-                            np.asarray((1 - blend) * network + blend * mapped), measured
-                        )
-                    )
-                    if value > best[0]:
-                        best = (value, (scale / median, alpha, blend))
-        network_score = np.nanmean(held_out_pearson(network, measured))
-        if best[1] is None or best[0] <= network_score:
-            return
-        gamma, alpha, blend = best[1]
-        self.module.set_reference_mapping(
-            anchors, targets, gamma, alpha, torch.full((len(self.module.protein_ids),), blend)
-        )
-        logger.info(
-            "Reference mapping: validation Pearson %.4f -> %.4f (blend %.2f).",
-            network_score,
-            best[0],
-            blend,
-        )
-
-    def _validation_counts(self, rows: np.ndarray) -> torch.Tensor:
-        counts = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)[rows]
-        counts = counts.toarray() if hasattr(counts, "toarray") else np.asarray(counts)
-        return torch.as_tensor(counts, dtype=torch.float32, device=self.device)
-
-    @torch.inference_mode()
-    def _score_validation_cells(self) -> None:
-        """Set :attr:`protein_reliability` from the validation cells of the last training."""
-        rows = np.sort(
-            np.asarray(self.validation_indices if self.validation_indices is not None else [])
-        )
-        if len(rows) == 0:
-            self.protein_reliability_ = None
-            return
-        names = self._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY)
-        prediction = self.predict_protein(indices=rows).to_numpy()
-        proteins = self.adata_manager.get_from_registry(REGISTRY_KEYS.PROTEIN_EXP_KEY)
-        proteins = proteins.to_numpy() if isinstance(proteins, pd.DataFrame) else proteins
-        block = proteins[rows]
-        block = torch.as_tensor(
-            block.toarray() if hasattr(block, "toarray") else np.asarray(block),
-            dtype=torch.float32,
-            device=self.device,
-        )
-        batches = np.asarray(self.adata_manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY)).ravel()
-        mask = self.module.protein_batch_mask[
-            torch.as_tensor(batches[rows], device=self.device).long()
-        ]
-        measured = self.module.normalize_protein(torch.where(mask, block, torch.nan)).cpu().numpy()
-        pearson = held_out_pearson(prediction, measured)
-        self.protein_reliability_ = {
-            str(n): float(r) for n, r in zip(names, pearson, strict=True) if np.isfinite(r)
-        }
+        return rna_modality(adata, self.registry_)
 
     # ----------------------------------------------------------------------------- setup
     @classmethod
@@ -720,7 +528,8 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         adata
             AnnData with RNA counts, or MuData with the RNA modality the model was set up
             with; the registered data by default. RNA counts are read from the layer the
-            model was set up with when the query has it, otherwise from ``X``.
+            model was set up with; a query without that layer is read from ``X`` when ``X``
+            holds raw counts (whole numbers), otherwise the missing layer is an error.
         indices
             Cells to predict; all by default.
         proteins
@@ -843,8 +652,8 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
         args = self.registry_["setup_args"]
         adata = self._rna_data(adata)
         layer = args.get("rna_layer", args.get("layer"))
-        if layer is not None and layer not in adata.layers:
-            layer = None  # a query with its counts in X, e.g. for a shipped reference
+        if layer is not None and layer not in adata.layers and _holds_counts(adata.X):
+            layer = None  # counts in X, e.g. a user's query for a shipped reference
         matrix = get_matrix(adata, layer, "the query's RNA")
         check_unique(adata.var_names, "gene")
         var_names = np.asarray(adata.var_names)
@@ -929,407 +738,15 @@ class SCTRANSLATOR(UnsupervisedTrainingMixin, BaseModelClass):
             )
         return mean.astype(np.float32), std.astype(np.float32)
 
-    # ------------------------------------------------------------------------ save/load
-    def save(
-        self,
-        dir_path: str | os.PathLike,
-        overwrite: bool = False,
-        save_anndata: bool = False,
-    ) -> None:
-        """Save the model to the folder ``dir_path`` as plain data, atomically.
 
-        The folder holds ``weights.safetensors`` (the module's tensors), ``model.json``
-        (settings, registry, vocabulary, training history and model card, as JSON) and
-        ``MODEL_CARD.md`` (:meth:`model_card`); no pickled Python objects, so renaming a class
-        never breaks a saved model. Everything is written to a temporary folder beside
-        ``dir_path`` and renamed into place, so an interrupted save leaves no half-written
-        model. Under DDP only the first process writes.
-
-        Parameters
-        ----------
-        dir_path
-            Target folder.
-        overwrite
-            Replace an existing folder.
-        save_anndata
-            Also save the registered data (``adata.h5ad`` or ``mdata.h5mu``).
-
-        Examples
-        --------
-        >>> model.save("model_dir")
-        >>> model = sct.SCTRANSLATOR.load("model_dir", adata=mdata)
-        """
-        if torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
-            return
-        params = dict(self.init_params_["non_kwargs"])
-        params.pop("vocabulary", None)
-        attributes = {
-            name: getattr(self, name, None)
-            for name in (
-                "is_trained_",
-                "train_indices_",
-                "validation_indices_",
-                "test_indices_",
-                "history_",
-                "card_",
-                "protein_reliability_",
-                "fine_tuning_",
-            )
-        }
-        settings = {
-            "class": type(self).__name__,
-            "init_params": params,
-            "vocabulary": self.vocabulary,
-            "registry": self.registry_,
-            "var_names": {
-                "genes": self._registered_names(REGISTRY_KEYS.X_KEY),
-                "proteins": self._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY),
-            },
-            "attributes": attributes,
-        }
-
-        def write(folder: Path) -> None:
-            write_model(folder, self.module.state_dict(), settings, self.model_card())
-            if save_anndata:
-                name = "mdata.h5mu" if isinstance(self.adata, MuData) else "adata.h5ad"
-                self.adata.write(folder / name)
-
-        replace_folder(Path(dir_path), write, overwrite)
-
-    @classmethod
-    def load(
-        cls,
-        dir_path: str | os.PathLike,
-        adata: AnnData | MuData | None = None,
-        accelerator: str = "auto",
-        device: int | str = "auto",
-    ) -> SCTRANSLATOR:
-        """Load a model saved by :meth:`save`, or a shipped reference by name.
-
-        Parameters
-        ----------
-        dir_path
-            Folder written by :meth:`save`, or the name of a shipped reference
-            (:func:`~sctranslator.model.shipped_references`, e.g. ``"pbmc"``).
-        adata
-            Data to register with the model (set up with the saved setup arguments); its RNA
-            genes must be the saved ones, in the same order. ``None`` loads the model without
-            data (predict from any RNA with :meth:`predict_protein`).
-        accelerator
-            ``"cpu"``, ``"gpu"`` or ``"auto"`` (a GPU when there is one).
-        device
-            GPU index, or ``"auto"``.
-
-        Returns
-        -------
-        The trained model.
-
-        Examples
-        --------
-        >>> model = sct.SCTRANSLATOR.load("model_dir")
-        >>> reference = sct.SCTRANSLATOR.load("pbmc")
-        """
-        folder = resolve_model_folder(dir_path)
-        target = _torch_device(accelerator, device)
-        state, settings = read_model(folder, target)
-        if settings["class"] != cls.__name__:
-            raise ValueError(f"{folder} holds a {settings['class']}, not a {cls.__name__}.")
-        registry = settings["registry"]
-        if adata is not None:
-            genes = np.asarray(settings["var_names"]["genes"]).astype(str)
-            given = np.asarray(_rna_modality(adata, registry).var_names).astype(str)
-            if not np.array_equal(given, genes):
-                raise ValueError(
-                    f"The RNA genes of `adata` ({len(given)}) are not the {len(genes)} genes the "
-                    "model was saved with, in the same order; select them with "
-                    "`adata[:, genes]`, or load without data and predict from any genes."
-                )
-            setup = getattr(cls, registry["setup_method_name"])
-            setup(adata, source_registry=registry, **registry["setup_args"])
-        model = cls(
-            adata, registry=registry, vocabulary=settings["vocabulary"], **settings["init_params"]
-        )
-        for name in REFERENCE_MAPPING:
-            if name in state:
-                setattr(model.module, name, torch.empty_like(state[name]))
-        try:
-            model.module.load_state_dict(state)
-        except RuntimeError as error:
-            raise ValueError(
-                f"The weights in {folder} do not fit the saved settings ({error}); save the "
-                "model again."
-            ) from error
-        for name, value in settings["attributes"].items():
-            if value is not None:
-                setattr(model, name, value)
-        model.to_device(target)
-        model.module.eval()
-        return model
-
-    # -------------------------------------------------------------------------- transfer
-    @classmethod
-    def load_pretrained(
-        cls,
-        name_or_path: str | os.PathLike = "pbmc",
-        accelerator: str = "auto",
-        device: int | str = "auto",
-    ) -> SCTRANSLATOR:
-        """Open a pre-trained reference, shipped by name or saved in a folder, without data.
-
-        The model predicts straight away from any RNA whose genes its vocabulary knows
-        (zero-shot, any subset or order; other genes are ignored), and serves as the
-        reference of :meth:`load_query_data` and :meth:`fine_tune`. Its
-        :meth:`model_card` says what it was trained on and how well each protein is predicted.
-
-        Parameters
-        ----------
-        name_or_path
-            A shipped reference (:func:`~sctranslator.model.shipped_references`; ``"pbmc"``:
-            human PBMC CITE-seq) or a folder written by :meth:`save`.
-        accelerator, device
-            Where to load the weights, as in :meth:`load`.
-
-        Returns
-        -------
-        The model; ``adata`` is ``None``.
-
-        Examples
-        --------
-        >>> reference = sct.SCTRANSLATOR.load_pretrained("pbmc")
-        >>> print(reference.model_card())
-        >>> proteins = reference.predict_protein(query["rna"])
-        """
-        return cls.load(name_or_path, adata=None, accelerator=accelerator, device=device)
-
-    @classmethod
-    def load_query_data(
-        cls,
-        adata: AnnData | MuData,
-        reference: SCTRANSLATOR | str | os.PathLike,
-        freeze: str | Sequence[str] | None = "encoder",
-        rna_normalization: str | None = None,
-        protein_normalization: str | None = None,
-        add_new_genes: bool = False,
-    ) -> SCTRANSLATOR:
-        """Build a new model for ``adata`` from the weights of a pre-trained ``reference``.
-
-        Unlike scvi-tools' :meth:`~scvi.model.base.ArchesMixin.load_query_data`, the query may
-        have other genes and other proteins than the reference. New proteins join the
-        vocabulary: a new protein token starts from the mean embedding of its coding genes
-        (antibody table, :func:`sctranslator.data.protein_aliases`) where the reference knows
-        them, otherwise from a random vector. Genes the reference never learnt are not read
-        (unless ``add_new_genes``), so they cannot push learnt genes out of a cell's
-        ``max_genes`` context. The architecture and, unless overridden, the normalisations are
-        the reference's; so are the mean and standard deviation of the shared proteins
-        (other statistics are computed from the training cells). The reference is not
-        changed: its weights are copied.
-
-        Parameters
-        ----------
-        adata
-            Paired RNA and protein data. If it is not yet set up, it is set up with the
-            reference's setup arguments (layers, modalities, batch key).
-        reference
-            A trained model or the folder of a saved one (:meth:`load_pretrained`).
-        freeze
-            Parameters left unchanged by training; ``"encoder"`` (default) keeps the
-            pre-trained gene encoder (value embedding, latents, read-in and encoder layers)
-            and trains the token identities, the protein queries and the read-out; ``None``
-            trains everything. See ``benchmarks/pretraining.py``.
-        rna_normalization, protein_normalization
-            Override the reference's normalisations (e.g. bulk pre-training, single-cell
-            fine-tuning).
-        add_new_genes
-            Let genes the reference does not know join the vocabulary as untrained tokens
-            (e.g. pre-training on one panel, then training on another for many epochs).
-
-        Returns
-        -------
-        A new, untrained :class:`SCTRANSLATOR`; call :meth:`train`, or use :meth:`fine_tune`.
-
-        Raises
-        ------
-        ValueError
-            When ``adata`` shares no gene or no protein with the reference.
-
-        Examples
-        --------
-        >>> reference = sct.SCTRANSLATOR.load_pretrained("pretrained")
-        >>> model = sct.SCTRANSLATOR.load_query_data(few_cells, reference)
-        >>> model.train(max_epochs=100, train_size=1.0)
-        """
-        if not isinstance(reference, SCTRANSLATOR):
-            reference = cls.load_pretrained(reference)
-        registry = reference.registry_
-        rna = _rna_modality(adata, registry)
-        if not (reference.vocabulary.lookup_genes(rna.var_names) != UNKNOWN).any():
-            raise ValueError(
-                f"None of the {rna.n_vars} genes of `adata` (e.g. {list(rna.var_names[:3])}) is "
-                "known to the reference: use gene symbols (or Ensembl IDs) of the same species."
-            )
-        query_proteins = _protein_names(adata, registry)
-        if not (reference.vocabulary.lookup_proteins(query_proteins) != UNKNOWN).any():
-            raise ValueError(
-                f"None of the {len(query_proteins)} proteins of `adata` (e.g. "
-                f"{list(query_proteins[:3])}) is known to the reference; check the antibody "
-                "names with `sct.pp.map_protein_names`."
-            )
-        if cls._get_most_recent_anndata_manager(adata) is None:
-            getattr(cls, registry["setup_method_name"])(adata, **registry["setup_args"])
-        params = {
-            k: v
-            for k, v in reference.init_params_["non_kwargs"].items()
-            if k not in ("vocabulary", "freeze")
-        }
-        if rna_normalization is not None:
-            params["rna_normalization"] = rna_normalization
-        if protein_normalization is not None:
-            params["protein_normalization"] = protein_normalization
-        params.pop("add_new_genes", None)
-        model = cls(
-            adata,
-            vocabulary=reference.vocabulary,
-            freeze=freeze,
-            add_new_genes=add_new_genes,
-            **params,
-        )
-        known = len(reference.vocabulary)
-        sources = [
-            reference.vocabulary.lookup_genes(protein_coding_genes(token))
-            for token in model.vocabulary.tokens[known:]
-        ]
-        reference_proteins = list(reference._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY))
-        reference_tokens = reference.module.protein_ids.tolist()
-        positions = [
-            reference_proteins.index(name)
-            if name in reference_proteins
-            else reference_tokens.index(token)
-            if token in reference_tokens
-            else -1
-            for name, token in zip(
-                model._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY),
-                model.module.protein_ids.tolist(),
-                strict=True,
-            )
-        ]
-        model.module.transfer_from(
-            reference.module, [ids[ids != UNKNOWN] for ids in sources], positions
-        )
-        logger.info(
-            "Transferred %s: %d tokens shared, %d new (%s).",
-            type(reference).__name__,
-            known,
-            len(model.vocabulary) - known,
-            ", ".join(model.vocabulary.tokens[known:][:5]),
-        )
-        return model
-
-    def fine_tune(
-        self,
-        adata: AnnData | MuData,
-        freeze: str | Sequence[str] | None = "encoder",
-        max_epochs: int = 200,
-        interpolation: float | str = "cv",
-        n_folds: int = 4,
-        **train_kwargs,
-    ) -> SCTRANSLATOR:
-        """Adapt this (pre-trained) model to ``adata``: return a new, trained model.
-
-        :meth:`load_query_data` with this model as the reference (genes it never learnt are
-        not read; its protein scale is kept), then :meth:`train` on every cell for
-        ``max_epochs`` (a few cells, e.g. 20, are too few to hold some out for early
-        stopping). The weights are then pulled back towards the transferred start,
-        ``start + w * (fine-tuned - start)`` (weight-space ensembling, WiSE-FT): with ``w``
-        chosen by ``n_folds``-fold cross-validation over the cells (``interpolation="cv"``;
-        out-of-fold mean per-protein Pearson, ties to the smaller ``w``), fine-tuning keeps
-        the reference's predictions where the few cells cannot improve them. The chosen ``w``
-        and the scores are in ``model.fine_tuning_``; :attr:`protein_reliability` is the
-        out-of-fold Pearson of each protein at that ``w``. This model is not changed.
-
-        Parameters
-        ----------
-        adata
-            Paired RNA and protein data, e.g. 20 labelled cells of a new dataset; it may
-            measure proteins this model has never seen.
-        freeze
-            As in :meth:`load_query_data`.
-        max_epochs
-            Training epochs.
-        interpolation
-            ``"cv"``, or a fixed weight in ``[0, 1]`` (1: the fine-tuned weights as trained;
-            0: the reference's weights, with new proteins at their starting point).
-        n_folds
-            Folds of the cross-validation (``n_folds + 1`` fine-tunings in all).
-        **train_kwargs
-            Passed to :meth:`train` (``plan_kwargs``, ``batch_size``...).
-
-        Returns
-        -------
-        The fine-tuned model.
-
-        Examples
-        --------
-        >>> reference = sct.SCTRANSLATOR.load_pretrained("pbmc")
-        >>> model = reference.fine_tune(twenty_cells)
-        >>> model.fine_tuning_["interpolation"]
-        >>> proteins = model.predict_protein(query["rna"])
-        """
-        if interpolation != "cv" and not 0 <= float(interpolation) <= 1:
-            raise ValueError(f"interpolation must be 'cv' or in [0, 1], not {interpolation!r}.")
-        train_kwargs = {"enable_progress_bar": False, **train_kwargs}
-
-        def fit(rows: np.ndarray | None) -> tuple[SCTRANSLATOR, dict]:
-            model = type(self).load_query_data(adata, self, freeze=freeze)
-            start = starting_parameters(model.module)
-            split = {}
-            if rows is not None:  # the other cells are a test set: never trained on
-                rest = np.setdiff1d(np.arange(adata.n_obs), rows)
-                indexing = [rows, np.array([], dtype=int), rest]
-                split = {"datasplitter_kwargs": {"external_indexing": indexing}}
-            model.train(max_epochs=max_epochs, train_size=1.0, **split, **train_kwargs)
-            return model, start
-
-        scores, reliability = {}, None
-        if interpolation == "cv":
-            interpolation, scores, reliability = choose_interpolation(
-                adata.n_obs, fit, n_folds, settings.seed
-            )
-        model, start = fit(None)
-        interpolate_parameters(model.module, start, float(interpolation))
-        model.fine_tuning_ = {"interpolation": float(interpolation), "cv_scores": scores}
-        if reliability is not None:  # out-of-fold Pearson: the few cells' held-out estimate
-            names = model._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY)
-            model.protein_reliability_ = {
-                str(n): float(r) for n, r in zip(names, reliability, strict=True) if np.isfinite(r)
-            }
-        return model
-
-
-def _torch_device(accelerator: str, device: int | str) -> torch.device:
-    """Return the torch device of Lightning-style ``accelerator`` and ``device`` arguments."""
-    if accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    return torch.device("cuda" if device == "auto" else f"cuda:{device}")
-
-
-def _protein_names(adata: AnnData | MuData, registry: dict) -> list[str]:
-    """Protein names of ``adata`` under the setup arguments of ``registry``."""
-    args = registry["setup_args"]
-    if isinstance(adata, MuData):
-        modality = (args.get("modalities") or {}).get("protein_layer", "prot")
-        return list(get_modality(adata, modality, "the proteins").var_names)
-    proteins = adata.obsm[args["protein_expression_obsm_key"]]
-    if isinstance(proteins, pd.DataFrame):
-        return list(proteins.columns)
-    return list(adata.uns[args["protein_names_uns_key"]])
-
-
-def _rna_modality(adata: AnnData | MuData, registry: dict) -> AnnData:
-    """Return the RNA AnnData of ``adata`` under the setup arguments of ``registry``."""
-    if not isinstance(adata, MuData):
-        return adata
-    modalities = registry["setup_args"].get("modalities") or {}
-    return get_modality(adata, modalities.get("rna_layer", "rna"), "the RNA")
+def _holds_counts(matrix, n_rows: int = 1000) -> bool:
+    """Whether the first ``n_rows`` of ``matrix`` are whole non-negative numbers (raw counts)."""
+    if matrix is None:
+        return False
+    block = matrix[: min(n_rows, matrix.shape[0])]
+    values = block.data if hasattr(block, "data") and hasattr(block, "nnz") else np.asarray(block)
+    values = np.asarray(values)
+    return bool(np.all(values >= 0) and np.allclose(values, np.round(values)))
 
 
 def default_max_epochs(n_cells: int, cell_passes: int = 300_000) -> int:

@@ -1,0 +1,101 @@
+"""Fitting the opt-in reference-mapping read-out after training."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import torch
+from scvi import REGISTRY_KEYS, settings
+
+from ._card import held_out_pearson
+
+logger = logging.getLogger(__name__)
+
+
+class ReferenceMappingMixin:
+    """Kernel ridge from the cell token, chosen and blended on the validation cells."""
+
+    def _standardized_proteins(self, rows: np.ndarray) -> torch.Tensor:
+        """Standardised registered proteins of ``rows`` (NaN where unmeasured)."""
+        proteins = self.adata_manager.get_from_registry(REGISTRY_KEYS.PROTEIN_EXP_KEY)
+        proteins = proteins.to_numpy() if isinstance(proteins, pd.DataFrame) else proteins
+        block = proteins[rows]
+        block = block.toarray() if hasattr(block, "toarray") else np.asarray(block)
+        batches = np.asarray(self.adata_manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY)).ravel()
+        return self.module.standardized_target(
+            torch.as_tensor(block, dtype=torch.float32, device=self.device),
+            torch.as_tensor(batches[rows], device=self.device),
+        )
+
+    @torch.inference_mode()
+    def _fit_reference_mapping(self, max_anchors: int = 2048) -> None:
+        """Choose and set the reference-mapping read-out on the validation cells."""
+        train = np.sort(np.asarray(self.train_indices))
+        validation = np.sort(
+            np.asarray(self.validation_indices if self.validation_indices is not None else [])
+        )
+        if len(validation) < 3:
+            return
+        if len(validation) > max_anchors:
+            validation = np.sort(
+                np.random.default_rng(settings.seed).choice(validation, max_anchors, False)
+            )
+        if len(train) > max_anchors:
+            train = np.sort(np.random.default_rng(settings.seed).choice(train, max_anchors, False))
+        targets = self._standardized_proteins(train)
+        keep = ~targets.isnan().all(1)
+        train, targets = train[keep.cpu().numpy()], targets[keep]
+        measured = self._standardized_proteins(validation).cpu().numpy()
+        anchors = torch.as_tensor(
+            self.get_latent_representation(indices=train), device=self.device
+        )
+        z = torch.as_tensor(self.get_latent_representation(indices=validation), device=self.device)
+        self.module.eval()
+        network = (
+            self.module.generative(
+                self.module.inference(self._validation_counts(validation))["context"]
+            )["protein"]
+            .cpu()
+            .numpy()
+        )
+        squared = torch.cdist(anchors, anchors) ** 2
+        median = float(squared[squared > 0].median())
+        best = (-np.inf, None)
+        for scale in (0.25, 0.5, 1.0, 2.0):
+            for alpha in (0.1, 0.3, 1.0):
+                kernel = torch.exp(-scale / median * squared)
+                eye = torch.eye(len(anchors), device=self.device)
+                weights = torch.linalg.solve(kernel + alpha * eye, targets.nan_to_num())
+                mapped = (
+                    (torch.exp(-scale / median * torch.cdist(z, anchors) ** 2) @ weights)
+                    .cpu()
+                    .numpy()
+                )
+                for blend in (0.25, 0.5, 0.75, 1.0):
+                    value = np.nanmean(
+                        held_out_pearson(
+                            np.asarray((1 - blend) * network + blend * mapped), measured
+                        )
+                    )
+                    if value > best[0]:
+                        best = (value, (scale / median, alpha, blend))
+        network_score = np.nanmean(held_out_pearson(network, measured))
+        if best[1] is None or best[0] <= network_score:
+            return
+        gamma, alpha, blend = best[1]
+        self.module.set_reference_mapping(
+            anchors, targets, gamma, alpha, torch.full((len(self.module.protein_ids),), blend)
+        )
+        logger.info(
+            "Reference mapping: validation Pearson %.4f -> %.4f (blend %.2f).",
+            network_score,
+            best[0],
+            blend,
+        )
+
+    def _validation_counts(self, rows: np.ndarray) -> torch.Tensor:
+        counts = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)[rows]
+        counts = counts.toarray() if hasattr(counts, "toarray") else np.asarray(counts)
+        return torch.as_tensor(counts, dtype=torch.float32, device=self.device)
