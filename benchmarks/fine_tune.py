@@ -42,7 +42,9 @@ def score(prediction: pd.DataFrame, truth: pd.DataFrame) -> float:
     )
 
 
-def run_direction(source: str, target: str, draws: list[int], n_cells: int) -> pd.DataFrame:
+def run_direction(
+    source: str, target: str, draws: list[int], n_cells: int, threads: int = 1
+) -> pd.DataFrame:
     mdata = sct.datasets.pbmc_cite_mini()
     reference_data, query = _split(
         mdata, mdata.obs["batch"] == source, mdata.obs["batch"] == target
@@ -58,10 +60,12 @@ def run_direction(source: str, target: str, draws: list[int], n_cells: int) -> p
         truth = measured_clr(rest)
         results = {"zero-shot reference": (reference.predict_protein(rest["rna"]), 0.0)}
         for name, freeze in FREEZE.items():
+            torch.set_num_threads(threads)  # scikit-learn and scanpy calls can reset it
             scvi.settings.seed = draw
             start = time.process_time()
             tuned = reference.fine_tune(few.copy(), freeze=freeze, enable_progress_bar=False)
             results[name] = (tuned.predict_protein(rest["rna"]), time.process_time() - start)
+        torch.set_num_threads(threads)
         scvi.settings.seed = draw
         start = time.process_time()
         scratch = sct.SCTRANSLATOR(setup(few.copy()))
@@ -112,7 +116,10 @@ def main() -> None:
         return
     torch.set_num_threads(args.threads)
     table = pd.concat(
-        [run_direction(*d.split(":"), args.draws, args.n_cells) for d in args.directions]
+        [
+            run_direction(*d.split(":"), args.draws, args.n_cells, args.threads)
+            for d in args.directions
+        ]
     )
     args.out.mkdir(parents=True, exist_ok=True)
     tag = "_".join(d.replace(":", "-") for d in args.directions)
