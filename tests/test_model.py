@@ -253,3 +253,24 @@ def test_each_training_fits_the_neighbour_teacher_to_its_training_cells(pbmc):
     off = sct.SCTRANSLATOR(setup(batch(pbmc, "p3_0")), n_hidden=16, target_smoothing=0.0)
     off.train(max_epochs=1, enable_progress_bar=False)
     assert off.module.neighbor_targets is None and bool(off.module.initialized)
+
+
+def test_reference_mapping_is_fitted_on_validation_cells_and_saved(pbmc, tmp_path):
+    from helpers import setup
+
+    scvi.settings.seed = 0
+    model = sct.SCTRANSLATOR(setup(batch(pbmc, "p3_0")), n_hidden=16, max_genes=64)
+    model.train(max_epochs=2, reference_mapping=True, enable_progress_bar=False)
+    module = model.module
+    query = batch(pbmc, "p4_0")["rna"][:50]
+    if module.mapping_anchors is None:  # the validation cells preferred the network alone
+        module.set_reference_mapping(
+            torch.randn(5, 16), torch.randn(5, 224), 0.1, 1.0, torch.full((224,), 0.5)
+        )
+    assert len(module.mapping_anchors) <= len(model.train_indices)
+    mapped = model.predict_protein(query)
+    model.save(tmp_path / "mapped")
+    loaded = sct.SCTRANSLATOR.load(tmp_path / "mapped")
+    pd.testing.assert_frame_equal(loaded.predict_protein(query), mapped, atol=1e-5, rtol=1e-5)
+    module.clear_reference_mapping()
+    assert not np.allclose(model.predict_protein(query).to_numpy(), mapped.to_numpy())

@@ -8,6 +8,7 @@ import torch
 from scvi import REGISTRY_KEYS
 
 from ._card import held_out_pearson, noise_flags, render_card
+from ._model_utils import measured_proteins
 
 
 class ModelCardMixin:
@@ -112,19 +113,7 @@ class ModelCardMixin:
             return
         names = self._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY)
         prediction = self.predict_protein(indices=rows).to_numpy()
-        proteins = self.adata_manager.get_from_registry(REGISTRY_KEYS.PROTEIN_EXP_KEY)
-        proteins = proteins.to_numpy() if isinstance(proteins, pd.DataFrame) else proteins
-        block = proteins[rows]
-        block = torch.as_tensor(
-            block.toarray() if hasattr(block, "toarray") else np.asarray(block),
-            dtype=torch.float32,
-            device=self.device,
-        )
-        batches = np.asarray(self.adata_manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY)).ravel()
-        mask = self.module.protein_batch_mask[
-            torch.as_tensor(batches[rows], device=self.device).long()
-        ]
-        measured = self.module.normalize_protein(torch.where(mask, block, torch.nan)).cpu().numpy()
+        measured = measured_proteins(self, rows)
         pearson = held_out_pearson(prediction, measured)
         self.protein_reliability_ = {
             str(n): float(r) for n, r in zip(names, pearson, strict=True) if np.isfinite(r)

@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from scvi import REGISTRY_KEYS
 
 from ._card import held_out_pearson
+from ._model_utils import measured_proteins
 
 INTERPOLATION_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -29,24 +29,6 @@ def interpolate_parameters(
     """
     for name, parameter in module.named_parameters():
         parameter.copy_(torch.lerp(start[name], parameter, weight))
-
-
-def measured_proteins(model, rows: np.ndarray) -> np.ndarray:
-    """Return the registered proteins of ``rows`` on the model's scale, NaN where unmeasured."""
-    manager = model.adata_manager
-    proteins = manager.get_from_registry(REGISTRY_KEYS.PROTEIN_EXP_KEY)
-    proteins = proteins.to_numpy() if hasattr(proteins, "to_numpy") else proteins
-    block = proteins[rows]
-    block = block.toarray() if hasattr(block, "toarray") else np.asarray(block, dtype=np.float32)
-    module = model.module
-    batches = (
-        np.asarray(manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY))
-        .ravel()[rows]
-        .astype(np.int64)
-    )
-    mask = module.protein_batch_mask[torch.as_tensor(batches, device=module.protein_mean.device)]
-    values = torch.as_tensor(block, dtype=torch.float32, device=mask.device)
-    return module.normalize_protein(torch.where(mask, values, torch.nan)).cpu().numpy()
 
 
 def choose_interpolation(

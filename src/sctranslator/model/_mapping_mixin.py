@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import pandas as pd
 import torch
 from scvi import REGISTRY_KEYS, settings
 
 from ._card import held_out_pearson
+from ._model_utils import registered_proteins
 
 logger = logging.getLogger(__name__)
 
@@ -19,15 +19,7 @@ class ReferenceMappingMixin:
 
     def _standardized_proteins(self, rows: np.ndarray) -> torch.Tensor:
         """Standardised registered proteins of ``rows`` (NaN where unmeasured)."""
-        proteins = self.adata_manager.get_from_registry(REGISTRY_KEYS.PROTEIN_EXP_KEY)
-        proteins = proteins.to_numpy() if isinstance(proteins, pd.DataFrame) else proteins
-        block = proteins[rows]
-        block = block.toarray() if hasattr(block, "toarray") else np.asarray(block)
-        batches = np.asarray(self.adata_manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY)).ravel()
-        return self.module.standardized_target(
-            torch.as_tensor(block, dtype=torch.float32, device=self.device),
-            torch.as_tensor(batches[rows], device=self.device),
-        )
+        return self.module.standardized_target(*registered_proteins(self, rows))
 
     @torch.inference_mode()
     def _fit_reference_mapping(self, max_anchors: int = 2048) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import torch
 from anndata import AnnData
 from mudata import MuData
+from scvi import REGISTRY_KEYS
 
 from sctranslator.data import get_modality
 
@@ -35,3 +37,25 @@ def rna_modality(adata: AnnData | MuData, registry: dict) -> AnnData:
         return adata
     modalities = registry["setup_args"].get("modalities") or {}
     return get_modality(adata, modalities.get("rna_layer", "rna"), "the RNA")
+
+
+def registered_proteins(model, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the registered protein counts of ``rows`` and their batch indices, as tensors."""
+    manager = model.adata_manager
+    proteins = manager.get_from_registry(REGISTRY_KEYS.PROTEIN_EXP_KEY)
+    proteins = proteins.to_numpy() if isinstance(proteins, pd.DataFrame) else proteins
+    block = proteins[rows]
+    block = block.toarray() if hasattr(block, "toarray") else np.asarray(block)
+    batches = np.asarray(manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY)).ravel()[rows]
+    device = model.module.protein_mean.device
+    return (
+        torch.as_tensor(block, dtype=torch.float32, device=device),
+        torch.as_tensor(batches.astype(np.int64), device=device),
+    )
+
+
+def measured_proteins(model, rows: np.ndarray) -> np.ndarray:
+    """Return the registered proteins of ``rows`` on the model's scale, NaN where unmeasured."""
+    counts, batch = registered_proteins(model, rows)
+    mask = model.module.protein_batch_mask[batch]
+    return model.module.normalize_protein(torch.where(mask, counts, torch.nan)).cpu().numpy()
