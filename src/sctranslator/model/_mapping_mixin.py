@@ -43,28 +43,21 @@ class ReferenceMappingMixin:
         anchors = torch.as_tensor(
             self.get_latent_representation(indices=train), device=self.device
         )
-        z = torch.as_tensor(self.get_latent_representation(indices=validation), device=self.device)
         self.module.eval()
-        network = (
-            self.module.generative(
-                self.module.inference(self._validation_counts(validation))["context"]
-            )["protein"]
-            .cpu()
-            .numpy()
-        )
+        encoded = self.module.inference(self._validation_counts(validation))  # encoded once
+        z = encoded["z"]
+        network = self.module.generative(encoded["context"])["protein"].cpu().numpy()
         squared = torch.cdist(anchors, anchors) ** 2
         median = float(squared[squared > 0].median())
+        query_squared = torch.cdist(z, anchors) ** 2
+        eye = torch.eye(len(anchors), device=self.device)
         best = (-np.inf, None)
         for scale in (0.25, 0.5, 1.0, 2.0):
+            kernel = torch.exp(-scale / median * squared)
+            query_kernel = torch.exp(-scale / median * query_squared)
             for alpha in (0.1, 0.3, 1.0):
-                kernel = torch.exp(-scale / median * squared)
-                eye = torch.eye(len(anchors), device=self.device)
                 weights = torch.linalg.solve(kernel + alpha * eye, targets.nan_to_num())
-                mapped = (
-                    (torch.exp(-scale / median * torch.cdist(z, anchors) ** 2) @ weights)
-                    .cpu()
-                    .numpy()
-                )
+                mapped = (query_kernel @ weights).cpu().numpy()
                 for blend in (0.25, 0.5, 0.75, 1.0):
                     value = np.nanmean(
                         held_out_pearson(
