@@ -12,6 +12,7 @@ from anndata import AnnData
 from mudata import MuData
 from scvi import REGISTRY_KEYS
 
+from sctranslator.module._calibration import CALIBRATION
 from sctranslator.module._translator import REFERENCE_MAPPING
 
 from ._model_utils import rna_modality, torch_device
@@ -141,9 +142,11 @@ class SaveLoadMixin:
         model = cls(
             adata, registry=registry, vocabulary=settings["vocabulary"], **settings["init_params"]
         )
-        for name in REFERENCE_MAPPING:
-            if name in state:
-                setattr(model.module, name, torch.empty_like(state[name]))
+        optional = [(model.module, "", name) for name in REFERENCE_MAPPING]
+        optional += [(model.module.calibration, "calibration.", name) for name in CALIBRATION]
+        for owner, prefix, name in optional:  # buffers that are None until fitted
+            if prefix + name in state:
+                setattr(owner, name, torch.empty_like(state[prefix + name]))
         try:
             model.module.load_state_dict(state)
         except RuntimeError as error:

@@ -46,6 +46,7 @@ from sctranslator.module import TranslatorModule
 from sctranslator.train import BestWeights, DataInitialization, TranslatorTrainingPlan
 
 from ._card_mixin import ModelCardMixin
+from ._interval_mixin import IntervalMixin
 from ._mapping_mixin import ReferenceMappingMixin
 from ._model_utils import rna_modality
 from ._saveload_mixin import SaveLoadMixin
@@ -60,6 +61,7 @@ class SCTRANSLATOR(
     TransferMixin,
     SaveLoadMixin,
     ModelCardMixin,
+    IntervalMixin,
     ReferenceMappingMixin,
     UnsupervisedTrainingMixin,
     BaseModelClass,
@@ -408,7 +410,7 @@ class SCTRANSLATOR(
         statistics (measured-protein mask, protein scale and axes) and the
         ``target_smoothing`` teacher to its own training cells; validation cells never shape
         the model. After training, :attr:`protein_reliability` is scored on the validation
-        cells.
+        cells, and they calibrate :meth:`predict_protein_interval`.
 
         Scale: ``accelerator="gpu", devices=N, strategy="ddp"`` trains data-parallel (one
         process per device, scvi-tools' distributed sampler splits the cells; multi-node
@@ -498,6 +500,7 @@ class SCTRANSLATOR(
         )
         if reference_mapping:
             self._fit_reference_mapping()
+        self._calibrate_on_validation_cells()
         self._score_validation_cells()
 
     # ------------------------------------------------------------------------ prediction
@@ -563,6 +566,24 @@ class SCTRANSLATOR(
         if output is not None:
             check_output_path(output, overwrite)
         self._check_if_trained(warn=True)
+        names, protein_ids = self._requested_proteins(proteins)
+        mean, std = self._protein_scale(names, protein_ids)
+        batch_index = self._batch_index(transform_batch)
+        query = self._query(adata, indices)
+        blocks = (
+            predicted.cpu().numpy() * std + mean
+            for _, predicted in self._predicted_blocks(
+                query, protein_ids, batch_index, batch_size, progress_bar
+            )
+        )
+        if output is not None:
+            var, uns = self._prediction_annotations(names)
+            return write_blocks(output, blocks, query.obs_names, var, uns, overwrite=overwrite)
+        values = np.concatenate(list(blocks))
+        return pd.DataFrame(values, index=pd.Index(query.obs_names), columns=names)
+
+    def _requested_proteins(self, proteins: Sequence[str] | None) -> tuple[list[str], np.ndarray]:
+        """Names and token ids of ``proteins`` (the registered ones by default); unknown: error."""
         names = list(
             self._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY) if proteins is None else proteins
         )
@@ -572,28 +593,28 @@ class SCTRANSLATOR(
             raise ValueError(
                 f"{len(unknown)} proteins are not in the model's vocabulary: {unknown[:5]}."
             )
-        mean, std = self._protein_scale(names, protein_ids)
-        batch_index = self._batch_index(transform_batch)
+        return names, protein_ids
+
+    def _predicted_blocks(
+        self,
+        query: _Query,
+        protein_ids: np.ndarray,
+        batch_index: torch.Tensor | None,
+        batch_size: int | None,
+        progress_bar: bool | None,
+    ) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
+        """Yield each batch's encoder outputs and standardised predictions of ``protein_ids``."""
         protein_ids = torch.as_tensor(protein_ids, device=self.device)
-        query = self._query(adata, indices)
-
-        def blocks() -> Iterator[np.ndarray]:
-            for encoded in self._encode(query, batch_size, progress_bar, "Predicting"):
-                context = encoded["context"]
-                index = None if batch_index is None else batch_index.expand(len(context))
-                chunks = [
-                    self.module.generative(context, index, protein_ids[s : s + _PROTEIN_CHUNK])[
-                        "protein"
-                    ]
-                    for s in range(0, len(protein_ids), _PROTEIN_CHUNK)
+        for encoded in self._encode(query, batch_size, progress_bar, "Predicting"):
+            context = encoded["context"]
+            index = None if batch_index is None else batch_index.expand(len(context))
+            chunks = [
+                self.module.generative(context, index, protein_ids[s : s + _PROTEIN_CHUNK])[
+                    "protein"
                 ]
-                yield torch.cat(chunks, dim=1).cpu().numpy() * std + mean
-
-        if output is not None:
-            var, uns = self._prediction_annotations(names)
-            return write_blocks(output, blocks(), query.obs_names, var, uns, overwrite=overwrite)
-        values = np.concatenate(list(blocks()))
-        return pd.DataFrame(values, index=pd.Index(query.obs_names), columns=names)
+                for s in range(0, len(protein_ids), _PROTEIN_CHUNK)
+            ]
+            yield encoded, torch.cat(chunks, dim=1)
 
     def _prediction_annotations(self, names: Sequence[str]) -> tuple[pd.DataFrame, dict]:
         """``var`` (the token of each protein) and ``uns`` (model settings) of predictions."""

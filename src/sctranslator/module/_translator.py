@@ -19,6 +19,8 @@ from sctranslator.nn import (
     get_normalization,
 )
 
+from ._calibration import Calibration
+
 FREEZE_PRESETS: dict[str, tuple[str, ...]] = {
     "encoder": (
         "embedding.value",
@@ -208,6 +210,7 @@ class TranslatorModule(BaseModuleClass):
         self.register_buffer(
             "protein_batch_mask", torch.ones(n_batch, n_proteins, dtype=torch.bool)
         )
+        self.calibration = Calibration()  # prediction intervals, fitted after training
 
         self.embedding = TokenValueEmbedding(n_tokens, n_hidden)
         self.cell_scale = nn.Parameter(torch.ones(()))
@@ -638,7 +641,11 @@ class TranslatorModule(BaseModuleClass):
         if len(own["embedding.identity.weight"]) < n_reference:
             raise ValueError("This module's vocabulary does not extend the reference's.")
         for name, value in source.items():
-            if name in PANEL_STATISTICS or name in REFERENCE_MAPPING:
+            if (
+                name in PANEL_STATISTICS
+                or name in REFERENCE_MAPPING
+                or name.startswith("calibration.")
+            ):  # calibration: of the reference's own held-out cells
                 continue
             if name in ("embedding.identity.weight", "protein_bias.weight"):
                 own[name][:n_reference] = value

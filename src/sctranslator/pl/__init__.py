@@ -5,6 +5,7 @@ from ._correlation import protein_correlation
 from ._embedding import embedding
 from ._interactions import interaction_heatmap
 from ._perturbation import perturbation_effect
+from ._reliability import protein_reliability
 from ._scatter import predicted_vs_measured
 
 __all__ = [
@@ -14,4 +15,5 @@ __all__ = [
     "perturbation_effect",
     "predicted_vs_measured",
     "protein_correlation",
+    "protein_reliability",
 ]

@@ -28,12 +28,16 @@ def fill_protein(
     progress_bar: bool | None = None,
     output: str | os.PathLike | None = None,
     copy: bool = False,
+    interval: float | None = None,
 ) -> MuData | None:
     """Predict proteins from the RNA of ``mdata`` and store them as a new modality.
 
     The new modality holds one row per RNA cell (same ``obs_names``), the predictions in
     ``X``, the token of each protein in ``var["token"]`` and the model's settings in
-    ``uns["sctranslator"]``. Nothing else in ``mdata`` changes.
+    ``uns["sctranslator"]``. Nothing else in ``mdata`` changes. With ``interval``, layers
+    ``lower`` and ``upper`` hold the prediction intervals
+    (:meth:`~sctranslator.SCTRANSLATOR.predict_protein_interval`) and ``var["reliability"]``
+    each protein's expected quality (:attr:`~sctranslator.SCTRANSLATOR.protein_reliability`).
 
     A MuData read with ``mudata.read_h5mu(path, backed=True)`` works too: its RNA is read
     from disk batch by batch. With ``output``, the predictions are also streamed to disk
@@ -61,6 +65,9 @@ def fill_protein(
         this file opened backed (read-only).
     copy
         Add the modality to a copy of ``mdata`` (in memory) and return the copy.
+    interval
+        Coverage level in ``(0, 1)`` of prediction intervals written to the layers ``lower``
+        and ``upper`` (e.g. ``0.9``); ``None`` writes none. Not with ``output``.
 
     Returns
     -------
@@ -70,6 +77,8 @@ def fill_protein(
     --------
     >>> sct.tl.fill_protein(mdata, model, key_added="prot_pred")
     >>> mdata["prot_pred"]
+    >>> sct.tl.fill_protein(mdata, model, key_added="prot_pred", interval=0.9, overwrite=True)
+    >>> mdata["prot_pred"].layers["lower"]
     >>> atlas = mudata.read_h5mu("atlas.h5mu", backed=True)
     >>> sct.tl.fill_protein(atlas, model, output="atlas_prot_pred.h5ad", progress_bar=True)
     """
@@ -85,9 +94,20 @@ def fill_protein(
         raise ValueError(f"`output` must be an .h5ad file, got {str(output)!r}.")
     if copy and mdata.isbacked:
         raise ValueError("copy=True needs a MuData in memory; this one is backed.")
+    if interval is not None and output is not None:
+        raise ValueError(
+            "`interval` is not written to an `output` file; fill in memory (output=None), or "
+            "stream the intervals with model.predict_protein_interval in chunks of cells."
+        )
     kwargs = {"proteins": proteins, "batch_size": batch_size, "progress_bar": progress_bar}
     if output is None:
-        prediction = model.predict_protein(mdata, **kwargs)
+        if interval is None:
+            prediction, layers = model.predict_protein(mdata, **kwargs), {}
+        else:
+            prediction, lower, upper = model.predict_protein_interval(
+                mdata, interval, proteins, batch_size, return_prediction=True
+            )
+            layers = {"lower": lower.to_numpy("float32"), "upper": upper.to_numpy("float32")}
         # private: no public method gives the var/uns that predict_protein(output=...) writes
         var, uns = model._prediction_annotations(prediction.columns)
         predicted = AnnData(
@@ -95,6 +115,7 @@ def fill_protein(
             obs=pd.DataFrame(index=prediction.index.astype(str)),
             var=var,
             uns=uns,
+            layers=layers,
         )
     else:
         path = model.predict_protein(mdata, output=output, overwrite=overwrite, **kwargs)
