@@ -144,6 +144,8 @@ class SaveLoadMixin:
         for name in REFERENCE_MAPPING:
             if name in state:
                 setattr(model.module, name, torch.empty_like(state[name]))
+        # Saved before gene weights existed: every gene weighed alike, so keep that rule.
+        state.setdefault("gene_weight", torch.ones_like(model.module.gene_weight))
         try:
             model.module.load_state_dict(state)
         except RuntimeError as error:
