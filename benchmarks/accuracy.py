@@ -8,10 +8,14 @@ Tasks (reference -> query, the query's proteins hidden from every method):
   mosaic       p3_0 -> p4_0 with the RNA-only batch p1_0 added to the reference;
   synthetic    ``sct.datasets.synthetic_cite``: reference batches -> a query batch with another
                batch effect and a shifted cell-type composition.
+  full_transcriptome  the same with 20,000 genes, 150 of them highly expressed and
+               uninformative (housekeeping-like), 50 proteins; 1,500 cells by default.
 Methods: sctranslator with its defaults (``SCTRANSLATOR(mdata)``, ``train()``) for each
-``--seeds``, the average-profile control, ridge, kNN and RBF kernel ridge (cross-validated) on
-RNA PCA, and totalVI trained on reference + query with the query's proteins marked missing
-(zero in the whole batch, scvi-tools' protein batch mask), imputed with
+``--seeds`` (and, from the same trained model, its network without the reference-mapping
+read-out, and kNN and RBF kernel ridge on its latent space), the average-profile control,
+ridge, kNN and RBF kernel ridge (cross-validated) on RNA PCA, and totalVI trained on
+reference + query with the query's proteins marked missing (zero in the whole batch,
+scvi-tools' protein batch mask), imputed with
 ``get_normalized_expression(transform_batch=<reference batches>)``.
 Every method is scored on one scale: per-cell CLR of protein counts (``sct.pp.normalize_protein``);
 totalVI's denoised protein expression goes through the same CLR. Writes every run to
@@ -33,9 +37,16 @@ import pandas as pd
 import scvi
 import torch
 from mudata import MuData
+from sklearn.neighbors import KNeighborsRegressor
 
 import sctranslator as sct
-from sctranslator._baselines import average_profile, kernel_ridge_on_pca, knn_on_pca, ridge_on_pca
+from sctranslator._baselines import (
+    RBFKernelRidgeCV,
+    average_profile,
+    kernel_ridge_on_pca,
+    knn_on_pca,
+    ridge_on_pca,
+)
 from sctranslator.nn._normalization import clr
 
 MODALITIES = {"rna_layer": "rna", "protein_layer": "prot"}
@@ -64,6 +75,14 @@ def synthetic_task(n_cells: int) -> tuple[MuData, MuData]:
     return _split(mdata, mdata.obs["split"] == "reference", mdata.obs["split"] == "query")
 
 
+def full_transcriptome_task(n_cells: int) -> tuple[MuData, MuData]:
+    """Synthetic full transcriptomes: 20,000 genes, 150 of them housekeeping-like, 50 proteins."""
+    mdata = sct.datasets.synthetic_cite(
+        n_cells=n_cells, n_genes=20_000, n_proteins=50, n_housekeeping=150, shift=True, seed=0
+    )
+    return _split(mdata, mdata.obs["split"] == "reference", mdata.obs["split"] == "query")
+
+
 def _split(mdata: MuData, reference: pd.Series, query: pd.Series) -> tuple[MuData, MuData]:
     reference, query = mdata[reference.to_numpy()].copy(), mdata[query.to_numpy()].copy()
     for part in (reference, query):
@@ -76,7 +95,11 @@ def measured_clr(mdata: MuData) -> pd.DataFrame:
 
 
 def run_sctranslator(reference: MuData, query: MuData) -> dict[str, pd.DataFrame]:
-    """Defaults, and the same trained model with the opt-in reference-mapping read-out."""
+    """Defaults; the same model without its reference mapping; kNN and kernel ridge on its latent.
+
+    The latent-space baselines regress the reference cells' measured proteins on the trained
+    model's cell token (``get_latent_representation``), as a user of its latent space would.
+    """
     reference = reference.copy()
     sct.SCTRANSLATOR.setup_mudata(
         reference,
@@ -86,13 +109,23 @@ def run_sctranslator(reference: MuData, query: MuData) -> dict[str, pd.DataFrame
         modalities=MODALITIES,
     )
     model = sct.SCTRANSLATOR(reference)
-    model.train(enable_progress_bar=False, reference_mapping=True)
-    mapped = model.predict_protein(query["rna"])
-    model.module.clear_reference_mapping()  # fitted after training: the defaults are unchanged
-    return {
-        "sctranslator": model.predict_protein(query["rna"]),
-        "sctranslator + reference mapping": mapped,
-    }
+    model.train(enable_progress_bar=False)
+    predictions = {"sctranslator": model.predict_protein(query["rna"])}
+    latent = model.get_latent_representation()
+    query_latent = model.get_latent_representation(query["rna"])
+    model.module.clear_reference_mapping()  # fitted after training: the network is unchanged
+    predictions["sctranslator without reference mapping"] = model.predict_protein(query["rna"])
+    proteins = measured_clr(reference)
+    measured = proteins.notna().all(axis=1).to_numpy()
+    for label, regression in (
+        ("kNN on sctranslator latent", KNeighborsRegressor(15, weights="distance")),
+        ("kernel ridge on sctranslator latent", RBFKernelRidgeCV()),
+    ):
+        regression.fit(latent[measured], proteins.to_numpy()[measured])
+        predictions[label] = pd.DataFrame(
+            regression.predict(query_latent), index=query.obs_names, columns=proteins.columns
+        )
+    return predictions
 
 
 def run_totalvi(reference: MuData, query: MuData) -> pd.DataFrame:
@@ -215,6 +248,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--synthetic-cells", type=int, default=5000)
+    parser.add_argument("--full-transcriptome-cells", type=int, default=1500)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--tag", default="", help="suffix of the result files")
@@ -226,6 +260,7 @@ def main() -> None:
         "pbmc_reverse": lambda: pbmc_task(source="p4_0", target="p3_0"),
         "mosaic": lambda: pbmc_task(with_rna_only=True),
         "synthetic": lambda: synthetic_task(args.synthetic_cells),
+        "full_transcriptome": lambda: full_transcriptome_task(args.full_transcriptome_cells),
     }
     runs = []
     for name in args.tasks:

@@ -184,6 +184,7 @@ def test_validation_cells_never_shape_the_model(pbmc):
             train_size=0.75,
             early_stopping=False,
             restore_best_weights=False,
+            reference_mapping=False,  # chosen on the validation cells by design
             enable_progress_bar=False,
         )
         return model
@@ -260,7 +261,7 @@ def test_reference_mapping_is_fitted_on_validation_cells_and_saved(pbmc, tmp_pat
 
     scvi.settings.seed = 0
     model = sct.SCTRANSLATOR(setup(batch(pbmc, "p3_0")), n_hidden=16, max_genes=64)
-    model.train(max_epochs=2, reference_mapping=True, enable_progress_bar=False)
+    model.train(max_epochs=2, enable_progress_bar=False)  # the mapping is on by default
     module = model.module
     query = batch(pbmc, "p4_0")["rna"][:50]
     if module.mapping_anchors is None:  # the validation cells preferred the network alone

@@ -194,6 +194,7 @@ def test_fine_tuning_interpolates_back_towards_the_reference(reference, p4):
     few, held = p4[:20].copy(), p4[20:120].copy()
     expected = reference.predict_protein(held["rna"])
     scvi.settings.seed = 0
+    assert reference.module.mapping_anchors is not None  # kept by fine-tuning below
     kept = reference.fine_tune(few.copy(), max_epochs=3, interpolation=0.0)
     shared = [p for p in kept.protein_reliability.index if p in expected.columns]
     assert len(shared) > 100

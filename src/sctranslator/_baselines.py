@@ -85,13 +85,13 @@ def kernel_ridge_on_pca(
     the median squared distance between training cells) are chosen by 5-fold
     cross-validation on the training cells (:class:`~sklearn.model_selection.GridSearchCV`).
     """
-    return _pca_regression(_RBFKernelRidgeCV(), train_rna, train_proteins, query_rna, n_pcs)
+    return _pca_regression(RBFKernelRidgeCV(), train_rna, train_proteins, query_rna, n_pcs)
 
 
-class _RBFKernelRidgeCV:
+class RBFKernelRidgeCV:
     """RBF kernel ridge whose penalty and width are cross-validated on the training data."""
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> _RBFKernelRidgeCV:
+    def fit(self, x: np.ndarray, y: np.ndarray) -> RBFKernelRidgeCV:
         sample = x[np.random.default_rng(0).choice(len(x), min(len(x), 500), replace=False)]
         squared = ((sample[:, None] - sample[None]) ** 2).sum(-1)
         median = float(np.median(squared[squared > 0]))

@@ -20,6 +20,7 @@ def synthetic_cite(
     shift: bool = True,
     dropout: float = 0.2,
     batch_effect: float = 0.3,
+    n_housekeeping: int = 0,
     seed: int = 0,
 ) -> MuData:
     """Simulate paired RNA and protein counts with cell types, batch effects and dropout.
@@ -30,7 +31,9 @@ def synthetic_cite(
     extra zeros at rate ``dropout``. Protein ``j`` is coded by gene ``j`` (and named like it,
     ``GENE0000_ADT``): its true log abundance is half its gene's biological
     log rate, a cell-type effect, a nonlinear (softplus) function of the state, and its counts
-    are negative binomial on top of a constant background, with a per-batch scale.
+    are negative binomial on top of a constant background, with a per-batch scale. The last
+    ``n_housekeeping`` genes are highly expressed in every cell and carry no cell type or
+    state, like ribosomal and mitochondrial genes of a full transcriptome.
 
     The last batch is the query. With ``shift``, its cell-type composition differs from the
     reference batches (the reference's rarest type is the query's most common one), so a model
@@ -54,6 +57,9 @@ def synthetic_cite(
         Probability that a nonzero RNA count is dropped to zero.
     batch_effect
         Standard deviation of the per-batch, per-gene log-scale effect.
+    n_housekeeping
+        Number of uninformative, highly expressed genes (at most ``n_genes - n_proteins``);
+        e.g. 150 of 20,000 genes take about 40 % of a cell's counts.
     seed
         Random seed.
 
@@ -73,6 +79,11 @@ def synthetic_cite(
         raise ValueError("n_batches must be at least 2: the last batch is the query.")
     if not 0 < n_proteins <= n_genes:
         raise ValueError(f"n_proteins must be in 1..n_genes ({n_genes}), got {n_proteins}.")
+    if not 0 <= n_housekeeping <= n_genes - n_proteins:
+        raise ValueError(
+            f"n_housekeeping must be in 0..n_genes - n_proteins ({n_genes - n_proteins}), "
+            f"got {n_housekeeping}."
+        )
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
     rng = np.random.default_rng(seed)
@@ -84,6 +95,11 @@ def synthetic_cite(
     state_loading = rng.normal(0, 0.4, (n_factors, n_genes)) * (
         rng.random((n_factors, n_genes)) < 0.3
     )
+    housekeeping = slice(n_genes - n_housekeeping, n_genes)
+    if n_housekeeping:  # draws nothing otherwise, so other data are unchanged
+        gene_base[housekeeping] = rng.normal(4.0, 0.5, n_housekeeping)
+    type_effect[:, housekeeping] = 0.0
+    state_loading[:, housekeeping] = 0.0
     rna_batch = rng.normal(0, batch_effect, (n_batches, n_genes))
     protein_type = rng.normal(0, 0.7, (n_cell_types, n_proteins))
     protein_state = rng.normal(0, 0.5, (n_factors, n_proteins))

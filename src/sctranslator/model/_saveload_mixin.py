@@ -147,6 +147,8 @@ class SaveLoadMixin:
         for owner, prefix, name in optional:  # buffers that are None until fitted
             if prefix + name in state:
                 setattr(owner, name, torch.empty_like(state[prefix + name]))
+        # Saved before gene weights existed: every gene weighed alike, so keep that rule.
+        state.setdefault("gene_weight", torch.ones_like(model.module.gene_weight))
         try:
             model.module.load_state_dict(state)
         except RuntimeError as error:

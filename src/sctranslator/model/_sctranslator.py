@@ -394,7 +394,7 @@ class SCTRANSLATOR(
         early_stopping_patience: int = 30,
         restore_best_weights: bool = True,
         gradient_checkpointing: bool = False,
-        reference_mapping: bool = False,
+        reference_mapping: bool = True,
         plan_kwargs: dict | None = None,
         datasplitter_kwargs: dict | None = None,
         **trainer_kwargs,
@@ -451,7 +451,8 @@ class SCTRANSLATOR(
             After training, add a reference-mapping read-out: RBF kernel ridge from the
             cell token of at most 2,048 training cells to their proteins, with its width,
             penalty and blend with the network chosen on the validation cells
-            (:meth:`~sctranslator.module.TranslatorModule.set_reference_mapping`).
+            (:meth:`~sctranslator.module.TranslatorModule.set_reference_mapping`), and kept
+            only if it raises their mean per-protein Pearson. Needs validation cells.
         plan_kwargs
             Passed to :class:`~sctranslator.train.TranslatorTrainingPlan` (``lr``,
             ``weight_decay``...).

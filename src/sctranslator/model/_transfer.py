@@ -199,7 +199,9 @@ class TransferMixin:
         ``start + w * (fine-tuned - start)`` (weight-space ensembling, WiSE-FT): with ``w``
         chosen by ``n_folds``-fold cross-validation over the cells (``interpolation="cv"``;
         out-of-fold mean per-protein Pearson, ties to the smaller ``w``), fine-tuning keeps
-        the reference's predictions where the few cells cannot improve them. The chosen ``w``
+        the reference's predictions where the few cells cannot improve them. The reference's
+        reference-mapping read-out (:meth:`train`) is kept, for the proteins it knows, in the
+        cross-validated models and in the result. The chosen ``w``
         and the scores are in ``model.fine_tuning_``; :attr:`protein_reliability` is the
         out-of-fold Pearson of each protein at that ``w``. This model is not changed.
 
@@ -244,6 +246,8 @@ class TransferMixin:
                 indexing = [rows, np.array([], dtype=int), rest]
                 split = {"datasplitter_kwargs": {"external_indexing": indexing}}
             model.train(max_epochs=max_epochs, train_size=1.0, **split, **train_kwargs)
+            if model.module.normalize_protein is self.module.normalize_protein:
+                model.module.copy_reference_mapping(self.module)  # same protein scale
             return model, start
 
         scores, reliability = {}, None

@@ -42,7 +42,13 @@ PANEL_STATISTICS = (
     "protein_batch_mask",
 )
 # Kernel ridge read-out from the cell token, fitted after training (set_reference_mapping).
-REFERENCE_MAPPING = ("mapping_anchors", "mapping_weights", "mapping_gamma", "mapping_blend")
+REFERENCE_MAPPING = (
+    "mapping_anchors",
+    "mapping_weights",
+    "mapping_gamma",
+    "mapping_blend",
+    "mapping_protein_ids",
+)
 # The teacher of target smoothing: training cells' principal components and proteins, set before
 # each training and never saved.
 NEIGHBOR_TEACHER = (
@@ -201,6 +207,8 @@ class TranslatorModule(BaseModuleClass):
         rank = n_proteins if protein_rank is None else min(protein_rank, n_proteins)
         self.register_buffer("protein_axes", torch.eye(n_proteins)[:, :rank])
         self.register_buffer("initialized", torch.tensor(False))
+        # How informative each token is; ranks a cell's genes for its context (select_genes).
+        self.register_buffer("gene_weight", torch.ones(n_tokens))
         # The reference-mapping read-out, fitted after training (see set_reference_mapping).
         for name in REFERENCE_MAPPING:
             self.register_buffer(name, None)
@@ -238,6 +246,10 @@ class TranslatorModule(BaseModuleClass):
         :func:`sctranslator.pp.concat_panels` collection) are not tokens. A cell with more
         expressed genes keeps the ``max_genes`` most expressed, ties broken by token id, so the
         rule does not depend on the gene order. Cost per cell is bounded by ``max_genes``.
+        "Most expressed" weighs each value by the token's :attr:`gene_weight` (how strongly the
+        gene tracks the proteins in the first training cells, see
+        :func:`~sctranslator.train.fit_gene_weights`), so housekeeping genes expressed
+        everywhere give way to informative ones.
 
         Returns
         -------
@@ -249,7 +261,7 @@ class TranslatorModule(BaseModuleClass):
         gene_ids, values = gene_ids[canonical], values[:, canonical]
         expressed = values > 0
         width = int(expressed.sum(1).max().clamp(1, self.max_genes))
-        rank_by = torch.where(expressed, values, -torch.inf)
+        rank_by = torch.where(expressed, values * self.gene_weight[gene_ids], -torch.inf)
         keep = torch.sort(rank_by, dim=1, descending=True, stable=True).indices[:, :width]
         present = expressed.gather(1, keep)
         return gene_ids[keep], torch.where(present, values.gather(1, keep), 0.0), present
@@ -387,7 +399,7 @@ class TranslatorModule(BaseModuleClass):
     ) -> torch.Tensor:
         """Blend ``protein`` with the kernel regression of the training cells' proteins on z."""
         kernel = torch.exp(-self.mapping_gamma * torch.cdist(z, self.mapping_anchors) ** 2)
-        match = protein_ids[:, None] == self.protein_ids[None, :]
+        match = protein_ids[:, None] == self.mapping_protein_ids[None, :]
         column = match.float().argmax(1)
         mapped = kernel @ self.mapping_weights[:, column]
         blend = torch.where(match.any(1), self.mapping_blend[column], 0.0)
@@ -409,12 +421,24 @@ class TranslatorModule(BaseModuleClass):
         proteins become ``(1 - blend) * network + blend * kernel ridge``, per protein. Saved
         with the weights; :meth:`clear_reference_mapping` removes it.
         """
+        self.mapping_protein_ids = self.protein_ids.clone()
         kernel = torch.exp(-gamma * torch.cdist(anchors, anchors) ** 2)
         eye = torch.eye(len(anchors), device=anchors.device, dtype=anchors.dtype)
         self.mapping_anchors = anchors
         self.mapping_weights = torch.linalg.solve(kernel + alpha * eye, targets.nan_to_num())
         self.mapping_gamma = torch.tensor(float(gamma), device=anchors.device)
         self.mapping_blend = blend.to(anchors.device, anchors.dtype)
+
+    @torch.no_grad()
+    def copy_reference_mapping(self, reference: TranslatorModule) -> None:
+        """Take the reference-mapping read-out of ``reference`` (none if it has none).
+
+        Its proteins are matched by token, so ``reference`` must share this module's
+        vocabulary prefix and protein scale (:meth:`transfer_from`).
+        """
+        for name in REFERENCE_MAPPING:
+            value = getattr(reference, name)
+            setattr(self, name, None if value is None else value.clone().to(self.device))
 
     def clear_reference_mapping(self) -> None:
         """Remove the reference-mapping read-out (before a new training)."""
@@ -647,7 +671,10 @@ class TranslatorModule(BaseModuleClass):
                 or name.startswith("calibration.")
             ):  # calibration: of the reference's own held-out cells
                 continue
-            if name in ("embedding.identity.weight", "protein_bias.weight"):
+            if name == "gene_weight":  # a new token starts as an average gene
+                own[name][:n_reference] = value
+                own[name][n_reference:] = value.mean()
+            elif name in ("embedding.identity.weight", "protein_bias.weight"):
                 own[name][:n_reference] = value
                 spread = value.std(0)
                 for offset, row in enumerate(range(n_reference, len(own[name]))):

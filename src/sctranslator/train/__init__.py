@@ -3,7 +3,7 @@
 from ._best_weights import BestWeights
 from ._initialization import DataInitialization
 from ._pearson import MaskedPearson
-from ._statistics import fit_panel_statistics
+from ._statistics import fit_gene_weights, fit_panel_statistics
 from ._trainingplan import TranslatorTrainingPlan
 
 __all__ = [
@@ -11,5 +11,6 @@ __all__ = [
     "DataInitialization",
     "MaskedPearson",
     "TranslatorTrainingPlan",
+    "fit_gene_weights",
     "fit_panel_statistics",
 ]

@@ -12,7 +12,7 @@ from scvi.dataloaders import AnnDataLoader
 
 from sctranslator.module._translator import NEIGHBOR_TEACHER
 
-from ._statistics import fit_panel_statistics
+from ._statistics import fit_gene_weights, fit_panel_statistics
 
 
 class DataInitialization(pl.Callback):
@@ -26,9 +26,10 @@ class DataInitialization(pl.Callback):
 
     and, on at most ``max_cells`` training cells (drawn with ``scvi.settings.seed``),
 
-    - calls :meth:`~sctranslator.module.TranslatorModule.initialize_from_data` on their RNA,
-      unless the module is already initialised (trained before, or transferred from a
-      reference);
+    - unless the module is already initialised (trained before, or transferred from a
+      reference), sets the gene weights of the context rule
+      (:func:`~sctranslator.train.fit_gene_weights`) and calls
+      :meth:`~sctranslator.module.TranslatorModule.initialize_from_data` on their RNA;
     - fits the neighbour teacher of the module's ``target_smoothing`` to them
       (:meth:`~sctranslator.module.TranslatorModule.set_neighbor_targets`), so the teacher
       always belongs to the data being trained on.
@@ -84,6 +85,10 @@ class DataInitialization(pl.Callback):
         }
         x = cells[REGISTRY_KEYS.X_KEY]
         if not bool(module.initialized):
+            target = module.standardized_target(
+                cells[REGISTRY_KEYS.PROTEIN_EXP_KEY], cells[REGISTRY_KEYS.BATCH_KEY]
+            )
+            fit_gene_weights(module, x, target)  # first: it decides the context of the start
             module.initialize_from_data(x)
         if module.target_smoothing > 0:
             module.set_neighbor_targets(

@@ -1,4 +1,4 @@
-"""Per-protein statistics of the training cells: measured-protein mask, scale and axes."""
+"""Statistics of the training cells: measured-protein mask, protein scale and axes, gene weights."""
 
 from __future__ import annotations
 
@@ -107,3 +107,26 @@ def fit_panel_statistics(
         full = torch.zeros_like(module.protein_axes)
         full[:, : axes.shape[1]] = axes.to(full.device)
         module.protein_axes = full
+
+
+@torch.no_grad()
+def fit_gene_weights(module: TranslatorModule, x: torch.Tensor, target: torch.Tensor) -> None:
+    """Set :attr:`~sctranslator.module.TranslatorModule.gene_weight` of the registered genes.
+
+    The weight of a gene is the root mean square, over proteins, of its Pearson correlation
+    with the standardised proteins (unmeasured values count as the mean) across the training
+    cells ``x`` (registered RNA counts) with any protein measured, ``target``
+    (:meth:`~sctranslator.module.TranslatorModule.standardized_target`), scaled to a maximum
+    of 1. A gene expressed alike in every cell (ribosomal, mitochondrial) weighs little.
+    """
+    paired = ~target.isnan().all(1)
+    if int(paired.sum()) < 3:
+        return
+    x, gene_ids = module.read_registered_genes(x[paired])
+    genes = module.normalize_rna(x).nan_to_num().double()
+    proteins = target[paired].nan_to_num().double()
+    genes = (genes - genes.mean(0)) / genes.std(0).clamp_min(1e-8)
+    proteins = (proteins - proteins.mean(0)) / proteins.std(0).clamp_min(1e-8)
+    correlation = genes.T @ proteins / (len(genes) - 1)
+    weight = correlation.square().mean(1).sqrt()
+    module.gene_weight[gene_ids] = (weight / weight.max().clamp_min(1e-8)).float()
