@@ -199,7 +199,7 @@ class IntervalMixin:
         self._fit_calibration(self._query(adata, rows), measured[rows], anchors)
 
     # ------------------------------------------------------------------------- internals
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference mode: the buffers set here are restored in place
     def _calibrate_on_validation_cells(self) -> None:
         """Calibrate on the validation cells of the last training, or clear the calibration."""
         self.module.calibration.clear()
@@ -213,7 +213,7 @@ class IntervalMixin:
         rows = rows[keep.cpu().numpy()]
         self._fit_calibration(self._query(None, rows), measured[keep], self._training_anchors())
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference mode: the buffers set here are restored in place
     def _fit_calibration(
         self, query: _Query, measured: torch.Tensor, anchors: torch.Tensor
     ) -> None:
@@ -223,7 +223,7 @@ class IntervalMixin:
         for encoded, predicted in self._predicted_blocks(query, protein_ids, None, None, False):
             latents.append(encoded["z"])
             predictions.append(predicted)
-        generator = torch.Generator().manual_seed(settings.seed)
+        generator = torch.Generator().manual_seed(settings.seed or 0)  # seed may be unset
         self.module.calibration.fit(
             torch.cat(latents), torch.cat(predictions), measured, anchors, generator
         )

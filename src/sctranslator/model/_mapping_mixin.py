@@ -21,7 +21,7 @@ class ReferenceMappingMixin:
         """Standardised registered proteins of ``rows`` (NaN where unmeasured)."""
         return self.module.standardized_target(*registered_proteins(self, rows))
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference mode: tl.interactions takes gradients through the read-out
     def _fit_reference_mapping(self, max_anchors: int = 2048) -> None:
         """Choose and set the reference-mapping read-out on the validation cells."""
         train = np.sort(np.asarray(self.train_indices))

@@ -398,7 +398,12 @@ class TranslatorModule(BaseModuleClass):
         self, protein: torch.Tensor, z: torch.Tensor, protein_ids: torch.Tensor
     ) -> torch.Tensor:
         """Blend ``protein`` with the kernel regression of the training cells' proteins on z."""
-        kernel = torch.exp(-self.mapping_gamma * torch.cdist(z, self.mapping_anchors) ** 2)
+        # Exact distances (not the matrix-product shortcut), so that a cell's read-out does not
+        # move with rounding when other cells of its batch change.
+        distance = torch.cdist(
+            z, self.mapping_anchors, compute_mode="donot_use_mm_for_euclid_dist"
+        )
+        kernel = torch.exp(-self.mapping_gamma * distance**2)
         match = protein_ids[:, None] == self.mapping_protein_ids[None, :]
         column = match.float().argmax(1)
         mapped = kernel @ self.mapping_weights[:, column]

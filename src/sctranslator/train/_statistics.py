@@ -1,4 +1,4 @@
-"""Statistics of the training cells: measured-protein mask, protein scale and axes, gene weights."""
+"""Statistics of the training cells: protein mask, scale and axes; gene weights."""
 
 from __future__ import annotations
 
