@@ -92,11 +92,17 @@ class SCTRANSLATOR(
         Dropout rate.
     max_genes
         Context limit: a cell's tokens are its expressed genes (zero and NaN values are not
-        tokens), at most ``max_genes`` of them, the most expressed first.
+        tokens), at most ``max_genes`` of them.
+    context
+        Which expressed genes a cell with more than ``max_genes`` keeps: ``"informative"``
+        ranks them by value times the gene's weight (how strongly it tracks the proteins in
+        the first training cells, :func:`~sctranslator.train.fit_gene_weights`), so
+        housekeeping genes give way to informative ones in full transcriptomes;
+        ``"expressed"`` keeps the most expressed. ``benchmarks/accuracy.py`` measures both
+        (task ``full_transcriptome``).
     gene_dropout
         Training augmentation: each expressed gene of a cell is left out of its context with
-        this probability. On the PBMC task (train p3_0, predict p4_0) 0.3 raised held-out
-        per-protein Pearson from 0.307 to 0.319 (one seed each).
+        this probability.
     rna_normalization
         ``"log1p_cp10k"`` (default), ``"log1p"`` or ``"minmax"``; see
         :mod:`sctranslator.nn`.
@@ -106,16 +112,14 @@ class SCTRANSLATOR(
     protein_rank
         Training targets (standardised proteins) are projected on their top ``protein_rank``
         principal axes, computed from the registered proteins; ``None`` trains on them as
-        measured. On the PBMC task (train p3_0, predict p4_0) 32 raised held-out per-protein
-        Pearson from 0.339 to 0.343 (mean of three seeds).
+        measured.
     target_smoothing
         Weight, in ``[0, 1]``, of the neighbours' mean in each training target: a cell's
         standardised proteins are blended with the mean of its ``smoothing_neighbors``
         nearest training cells in the joint space of RNA and protein principal components
         (at most 2,048 training cells are candidates), which averages out the protein noise
         of single cells. Validation and predictions use the proteins as measured; 0 turns it
-        off. On the PBMC task 0.5 raised held-out per-protein Pearson from 0.343 to 0.356
-        (mean of three seeds); on the shifted synthetic task it cost 0.008 (0.765).
+        off.
     smoothing_neighbors
         Number of neighbours averaged for ``target_smoothing``; at most 5 % of the candidate
         cells, so that a small training set is not smoothed towards its mean.
@@ -159,6 +163,7 @@ class SCTRANSLATOR(
         n_encoder_layers: int = 2,
         dropout: float = 0.1,
         max_genes: int = 128,
+        context: str = "informative",
         gene_dropout: float = 0.3,
         rna_normalization: str = "log1p_cp10k",
         protein_normalization: str = "clr",
@@ -193,6 +198,7 @@ class SCTRANSLATOR(
             n_encoder_layers=n_encoder_layers,
             dropout=dropout,
             max_genes=max_genes,
+            context=context,
             gene_dropout=gene_dropout,
             rna_normalization=rna_normalization,
             protein_normalization=protein_normalization,
@@ -206,7 +212,7 @@ class SCTRANSLATOR(
         self._model_summary_string = (
             f"SCTRANSLATOR: {len(genes)} genes -> {len(proteins)} proteins, vocabulary of "
             f"{len(self.vocabulary)} tokens, n_hidden: {n_hidden}, latents: {n_latents}, "
-            f"encoder layers: {n_encoder_layers}, max_genes: {max_genes}, "
+            f"encoder layers: {n_encoder_layers}, max_genes: {max_genes} ({context}), "
             f"gene_dropout: {gene_dropout}, "
             f"RNA: {rna_normalization}, protein: {protein_normalization}, "
             f"protein_rank: {protein_rank}, target_smoothing: {target_smoothing} "

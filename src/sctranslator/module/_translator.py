@@ -32,6 +32,8 @@ FREEZE_PRESETS: dict[str, tuple[str, ...]] = {
         "encoder_norm",
     ),
 }
+# How a cell with more than max_genes expressed genes chooses its tokens (select_genes).
+CONTEXTS = ("informative", "expressed")
 # Per-protein statistics of the registered panel, computed from each model's training cells
 # (a transferred model keeps the reference's mean and std of the proteins they share).
 PANEL_STATISTICS = (
@@ -127,6 +129,9 @@ class TranslatorModule(BaseModuleClass):
     max_genes
         Context limit: a cell's tokens are its expressed genes, at most ``max_genes`` of
         them, the most expressed first (see :meth:`select_genes`).
+    context
+        ``"informative"``: "most expressed" weighs values by :attr:`gene_weight`, fitted
+        before the first training; ``"expressed"``: the weights stay 1.
     gene_dropout
         During training, each expressed gene of a cell is left out of its context with this
         probability (the most expressed one always stays): an augmentation that makes the
@@ -177,6 +182,7 @@ class TranslatorModule(BaseModuleClass):
         n_encoder_layers: int = 2,
         dropout: float = 0.1,
         max_genes: int = 128,
+        context: str = "informative",
         gene_dropout: float = 0.0,
         rna_normalization: str = "log1p_cp10k",
         protein_normalization: str = "clr",
@@ -189,7 +195,10 @@ class TranslatorModule(BaseModuleClass):
             raise ValueError(f"target_smoothing must be in [0, 1], not {target_smoothing}.")
         if smoothing_neighbors < 1:
             raise ValueError(f"smoothing_neighbors must be positive, not {smoothing_neighbors}.")
+        if context not in CONTEXTS:
+            raise ValueError(f"context must be one of {CONTEXTS}, not {context!r}.")
         self.max_genes = max_genes
+        self.context = context
         self.gene_dropout = gene_dropout
         self.target_smoothing = target_smoothing
         self.smoothing_neighbors = smoothing_neighbors
@@ -246,10 +255,10 @@ class TranslatorModule(BaseModuleClass):
         :func:`sctranslator.pp.concat_panels` collection) are not tokens. A cell with more
         expressed genes keeps the ``max_genes`` most expressed, ties broken by token id, so the
         rule does not depend on the gene order. Cost per cell is bounded by ``max_genes``.
-        "Most expressed" weighs each value by the token's :attr:`gene_weight` (how strongly the
-        gene tracks the proteins in the first training cells, see
-        :func:`~sctranslator.train.fit_gene_weights`), so housekeeping genes expressed
-        everywhere give way to informative ones.
+        "Most expressed" weighs each value by the token's :attr:`gene_weight` (with
+        ``context="informative"``, how strongly the gene tracks the proteins in the first
+        training cells, see :func:`~sctranslator.train.fit_gene_weights`), so housekeeping
+        genes expressed everywhere give way to informative ones.
 
         Returns
         -------

@@ -27,7 +27,7 @@ class DataInitialization(pl.Callback):
     and, on at most ``max_cells`` training cells (drawn with ``scvi.settings.seed``),
 
     - unless the module is already initialised (trained before, or transferred from a
-      reference), sets the gene weights of the context rule
+      reference), sets the gene weights of the ``"informative"`` context rule
       (:func:`~sctranslator.train.fit_gene_weights`) and calls
       :meth:`~sctranslator.module.TranslatorModule.initialize_from_data` on their RNA;
     - fits the neighbour teacher of the module's ``target_smoothing`` to them
@@ -85,10 +85,11 @@ class DataInitialization(pl.Callback):
         }
         x = cells[REGISTRY_KEYS.X_KEY]
         if not bool(module.initialized):
-            target = module.standardized_target(
-                cells[REGISTRY_KEYS.PROTEIN_EXP_KEY], cells[REGISTRY_KEYS.BATCH_KEY]
-            )
-            fit_gene_weights(module, x, target)  # first: it decides the context of the start
+            if module.context == "informative":  # first: it decides the context of the start
+                target = module.standardized_target(
+                    cells[REGISTRY_KEYS.PROTEIN_EXP_KEY], cells[REGISTRY_KEYS.BATCH_KEY]
+                )
+                fit_gene_weights(module, x, target)
             module.initialize_from_data(x)
         if module.target_smoothing > 0:
             module.set_neighbor_targets(
