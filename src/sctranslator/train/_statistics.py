@@ -116,8 +116,9 @@ def fit_gene_weights(module: TranslatorModule, x: torch.Tensor, target: torch.Te
     The weight of a gene is the root mean square, over proteins, of its Pearson correlation
     with the standardised proteins (unmeasured values count as the mean) across the training
     cells ``x`` (registered RNA counts) with any protein measured, ``target``
-    (:meth:`~sctranslator.module.TranslatorModule.standardized_target`), scaled to a maximum
-    of 1. A gene expressed alike in every cell (ribosomal, mitochondrial) weighs little.
+    (:meth:`~sctranslator.module.TranslatorModule.standardized_target`), less the chance
+    level ``1 / (cells - 1)`` of a squared correlation, and scaled to a maximum of 1. A gene
+    unrelated to the proteins, or expressed alike in every cell, weighs about 0.
     """
     paired = ~target.isnan().all(1)
     if int(paired.sum()) < 3:
@@ -128,5 +129,7 @@ def fit_gene_weights(module: TranslatorModule, x: torch.Tensor, target: torch.Te
     genes = (genes - genes.mean(0)) / genes.std(0).clamp_min(1e-8)
     proteins = (proteins - proteins.mean(0)) / proteins.std(0).clamp_min(1e-8)
     correlation = genes.T @ proteins / (len(genes) - 1)
-    weight = correlation.square().mean(1).sqrt()
+    # A correlation squared overestimates its true value by about 1 / (cells - 1), so a gene
+    # unrelated to the proteins weighs about 0, whatever the number of cells.
+    weight = (correlation.square().mean(1) - 1 / (len(genes) - 1)).clamp_min(0).sqrt()
     module.gene_weight[gene_ids] = (weight / weight.max().clamp_min(1e-8)).float()
