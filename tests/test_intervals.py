@@ -107,7 +107,7 @@ def test_novelty_is_one_for_typical_cells_and_warns_for_novel_ones(model, pbmc, 
     assert model.get_novelty(train, indices=np.sort(model.train_indices)).median() < 1.1
     scrambled = query[0]["rna"].copy()  # every gene's counts under another gene's name
     scrambled.var_names = np.random.default_rng(0).permutation(scrambled.var_names)
-    assert model.get_novelty(scrambled).median() > 1.5
+    assert model.get_novelty(scrambled).median() > 1.25  # typical held-out cells: 1
     with pytest.warns(UserWarning, match="farther from the training cells") as caught:
         far = model.predict_protein_interval(scrambled)
     assert sum("farther from the training" in str(w.message) for w in caught) == 1

@@ -239,21 +239,25 @@ def test_each_training_fits_the_neighbour_teacher_to_its_training_cells(pbmc):
 
     model = sct.SCTRANSLATOR(setup(batch(pbmc, "p3_0")), n_hidden=16, max_genes=64)
     module = model.module
-    assert module.neighbor_targets is None
     model.train(max_epochs=1, train_size=0.5, enable_progress_bar=False)
+    teacher = model.trainer.lightning_module.teacher
+    assert teacher.smoothing == 0.5 and teacher.n_neighbors == 15
     n_train = len(model.train_indices)
-    assert module.neighbor_targets.shape == (n_train, 224)
-    assert module.neighbor_coordinates.shape == (n_train, 50 + 50)
+    assert teacher.targets.shape == (n_train, 224)
+    assert teacher.coordinates.shape == (n_train, 50 + 50)
     rows = np.sort(model.train_indices)
     proteins = torch.as_tensor(model.adata["prot"].layers["counts"][rows], dtype=torch.float32)
     batches = model.adata_manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY)
     batch_index = torch.as_tensor(np.asarray(batches)[rows])
     torch.testing.assert_close(
-        module.neighbor_targets, module.standardized_target(proteins, batch_index), equal_nan=True
+        teacher.targets, module.standardized_target(proteins, batch_index), equal_nan=True
     )
+    assert not any("neighbor" in name for name in module.state_dict())  # never saved
     off = sct.SCTRANSLATOR(setup(batch(pbmc, "p3_0")), n_hidden=16, target_smoothing=0.0)
     off.train(max_epochs=1, enable_progress_bar=False)
-    assert off.module.neighbor_targets is None and bool(off.module.initialized)
+    assert not off.trainer.lightning_module.teacher.fitted and bool(off.module.initialized)
+    with pytest.raises(ValueError, match="target_smoothing must be in"):
+        sct.SCTRANSLATOR(setup(batch(pbmc, "p3_0")), target_smoothing=2.0)
 
 
 def test_reference_mapping_is_fitted_on_validation_cells_and_saved(pbmc, tmp_path):

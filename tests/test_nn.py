@@ -5,7 +5,7 @@ from scvi import REGISTRY_KEYS
 
 from sctranslator.module import TranslatorModule
 from sctranslator.nn import PROTEIN_NORMALIZATIONS, RNA_NORMALIZATIONS
-from sctranslator.train import MaskedPearson
+from sctranslator.train import MaskedPearson, NeighborTeacher
 
 
 @pytest.mark.parametrize("name", sorted(set(RNA_NORMALIZATIONS) | set(PROTEIN_NORMALIZATIONS)))
@@ -193,8 +193,14 @@ def test_targets_are_projected_on_the_protein_axes_in_training_only():
     assert module.loss(tensors, {}, projected).loss == 0
 
 
+def _teacher_inputs(module, x, y, batch_index):
+    rna = torch.nan_to_num(module.normalize_rna(x))
+    return rna, module.standardized_target(y, batch_index)
+
+
 def test_training_targets_are_blended_with_the_nearest_cells_targets():
-    module = make_module(target_smoothing=0.25, smoothing_neighbors=2)
+    module = make_module()
+    teacher = NeighborTeacher(smoothing=0.25, n_neighbors=2)
     rng = np.random.default_rng(0)
     programme = rng.gamma(1.0, 1.0, (2, 40)) * 5.0  # two well-separated cell states
     state = np.repeat([0, 1], 20)
@@ -202,18 +208,17 @@ def test_training_targets_are_blended_with_the_nearest_cells_targets():
     y = torch.tensor(rng.poisson(30.0 + 30.0 * state[:, None], (40, 5)), dtype=torch.float32)
     y[3, 1] = torch.nan  # unmeasured: stays NaN, and no neighbour's mean counts it
     batch_index = torch.zeros(40, 1)
-    target = module.standardized_target(y, batch_index)
-    assert torch.equal(module.smoothed_target(x, target).nan_to_num(), target.nan_to_num())
-    module.set_neighbor_targets(x, y, batch_index)
-    assert module.neighbor_coordinates.shape == (40, 40 + 5)  # RNA and protein components
-    assert "neighbor_targets" not in module.state_dict()  # fitted per training, never saved
-    smoothed = module.smoothed_target(x, target)
-    distances = torch.cdist(module.neighbor_coordinates, module.neighbor_coordinates)
+    rna, target = _teacher_inputs(module, x, y, batch_index)
+    assert torch.equal(teacher.smooth(rna, target).nan_to_num(), target.nan_to_num())
+    teacher.fit(rna, target)
+    assert teacher.coordinates.shape == (40, 40 + 5)  # RNA and protein components
+    smoothed = teacher.smooth(rna, target)
+    distances = torch.cdist(teacher.coordinates, teacher.coordinates)
     nearest = distances.topk(2, largest=False).indices
     assert (nearest[:, 0] == torch.arange(40)).all()  # each cell is its own nearest cell
     assert all(state[i] == state[j] for i, j in nearest.tolist())  # its neighbour: same state
-    teacher = torch.nanmean(target[nearest], dim=1)
-    expected = torch.where(teacher.isnan(), target, 0.75 * target + 0.25 * teacher)
+    mean = torch.nanmean(target[nearest], dim=1)
+    expected = torch.where(mean.isnan(), target, 0.75 * target + 0.25 * mean)
     torch.testing.assert_close(smoothed, expected, equal_nan=True)
     assert smoothed[3, 1].isnan() and int(smoothed.isnan().sum()) == 1
     tensors = {
@@ -221,29 +226,29 @@ def test_training_targets_are_blended_with_the_nearest_cells_targets():
         REGISTRY_KEYS.PROTEIN_EXP_KEY: y,
         REGISTRY_KEYS.BATCH_KEY: batch_index,
     }
-    module.eval()  # validation compares with the targets as measured
+    module.train()  # the module fits the targets it is given, by default the measured ones
     assert module.loss(tensors, {}, {"protein": target.nan_to_num()}).loss == 0
-    module.train()
-    assert module.loss(tensors, {}, {"protein": smoothed.nan_to_num()}).loss < 1e-10
+    assert module.loss(tensors, {}, {"protein": smoothed.nan_to_num()}, target=smoothed).loss == 0
 
 
 def test_target_smoothing_is_checked():
     with pytest.raises(ValueError, match="target_smoothing must be in"):
-        make_module(target_smoothing=1.5)
+        NeighborTeacher(smoothing=1.5)
 
 
 def test_cells_without_measured_proteins_are_not_neighbours():
-    module = make_module(target_smoothing=0.5)
+    module = make_module()
+    teacher = NeighborTeacher(smoothing=0.5)
     x = torch.poisson(torch.full((20, 40), 2.0))
     y = torch.poisson(torch.full((20, 5), 20.0))
     y[:5] = torch.nan  # e.g. an RNA-only batch of a mosaic
-    module.set_neighbor_targets(x, y, torch.zeros(20, 1))
-    assert len(module.neighbor_targets) == 15 and not module.neighbor_targets.isnan().any()
-    target = module.standardized_target(y, torch.zeros(20, 1))
+    rna, target = _teacher_inputs(module, x, y, torch.zeros(20, 1))
+    teacher.fit(rna, target)
+    assert len(teacher.targets) == 15 and not teacher.targets.isnan().any()
     # 15 teacher cells allow 1 neighbour (5 %): each cell's own proteins, so nothing changes
-    torch.testing.assert_close(module.smoothed_target(x, target), target, equal_nan=True)
+    torch.testing.assert_close(teacher.smooth(rna, target), target, equal_nan=True)
     y[:19] = torch.nan
-    module.set_neighbor_targets(x, y, torch.zeros(20, 1))  # one cell: no teacher
-    assert module.neighbor_targets is None
-    target = module.standardized_target(y, torch.zeros(20, 1))
-    assert torch.equal(module.smoothed_target(x, target).isnan(), target.isnan())
+    rna, target = _teacher_inputs(module, x, y, torch.zeros(20, 1))
+    teacher.fit(rna, target)  # one cell: no teacher
+    assert not teacher.fitted
+    assert torch.equal(teacher.smooth(rna, target).isnan(), target.isnan())

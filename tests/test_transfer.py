@@ -12,7 +12,7 @@ from helpers import MODALITIES, batch, setup
 
 import sctranslator as sct
 from sctranslator.data._panels import PANELS_KEY
-from sctranslator.module._translator import FREEZE_PRESETS
+from sctranslator.module._weights import FREEZE_PRESETS
 
 CPTAC = Path(__file__).resolve().parents[2] / "shared" / "data" / "cptac_ucec_bulk"
 TINY = {"n_hidden": 16, "n_heads": 2, "max_genes": 48}

@@ -19,7 +19,7 @@ from sctranslator.module._calibration import Calibration
 from ._model_utils import protein_names
 
 if TYPE_CHECKING:
-    from ._sctranslator import _Query
+    from ._prediction_mixin import _Query
 
 # Fewest held-out cells (with a measured protein) that calibrate intervals.
 MIN_CALIBRATION_CELLS = 10

@@ -6,10 +6,12 @@ import numpy as np
 import pandas as pd
 import torch
 from anndata import AnnData
+from lightning.pytorch.strategies import DDPStrategy, Strategy
 from mudata import MuData
 from scvi import REGISTRY_KEYS
 
-from sctranslator.data import get_modality
+from sctranslator.data import check_unique, check_values, get_modality
+from sctranslator.data._validate import iter_row_chunks
 
 
 def torch_device(accelerator: str, device: int | str) -> torch.device:
@@ -17,6 +19,13 @@ def torch_device(accelerator: str, device: int | str) -> torch.device:
     if accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     return torch.device("cuda" if device == "auto" else f"cuda:{device}")
+
+
+def is_distributed(strategy: str | Strategy | None) -> bool:
+    """Whether a Lightning ``strategy`` trains data-parallel (DDP), as scvi-tools decides it."""
+    if isinstance(strategy, str):
+        return "ddp" in strategy
+    return isinstance(strategy, DDPStrategy)
 
 
 def protein_names(adata: AnnData | MuData, registry: dict) -> list[str]:
@@ -59,3 +68,27 @@ def measured_proteins(model, rows: np.ndarray) -> np.ndarray:
     counts, batch = registered_proteins(model, rows)
     mask = model.module.protein_batch_mask[batch]
     return model.module.normalize_protein(torch.where(mask, counts, torch.nan)).cpu().numpy()
+
+
+def default_max_epochs(n_cells: int, cell_passes: int = 300_000) -> int:
+    """Epochs for about ``cell_passes`` cells seen in training, between 10 and 400.
+
+    Examples
+    --------
+    >>> default_max_epochs(400), default_max_epochs(5000), default_max_epochs(10**6)
+    (400, 60, 10)
+    """
+    return int(np.clip(np.ceil(cell_passes / max(n_cells, 1)), 10, 400))
+
+
+def validate_training_data(
+    rna, obs_names, gene_names, proteins, protein_names, missing_genes: bool = False
+) -> None:
+    """Check the names and values of paired training RNA and proteins."""
+    check_unique(gene_names, "gene")
+    check_unique(protein_names, "protein")
+    check_values(rna, "the RNA counts", obs_names, allow_nan=missing_genes, require_nonempty=True)
+    check_values(proteins, "the protein counts", obs_names, allow_nan=True)
+    measured = sum(int((~np.isnan(b)).sum()) for _, b in iter_row_chunks(proteins))
+    if measured == 0:
+        raise ValueError("The protein matrix has no measured value (all NaN).")

@@ -13,7 +13,7 @@ from mudata import MuData
 from scvi import REGISTRY_KEYS
 
 from sctranslator.module._calibration import CALIBRATION
-from sctranslator.module._translator import REFERENCE_MAPPING
+from sctranslator.module._weights import REFERENCE_MAPPING
 
 from ._model_utils import rna_modality, torch_device
 from ._persistence import read_model, replace_folder, resolve_model_folder, write_model

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-import os
-import warnings
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from anndata import AnnData
 from mudata import MuData
-from scvi import REGISTRY_KEYS, settings
+from scvi import REGISTRY_KEYS
 from scvi.data import AnnDataManager
 from scvi.data.fields import (
     CategoricalObsField,
@@ -23,41 +18,42 @@ from scvi.data.fields import (
     MuDataLayerField,
     ObsmField,
 )
-from scvi.model._utils import use_distributed_sampler
 from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
 from scvi.utils import setup_anndata_dsp
-from tqdm.auto import tqdm
 
 from sctranslator.data import (
     Vocabulary,
     check_paired,
-    check_unique,
-    check_values,
     get_matrix,
     get_modality,
     resolve_protein_token,
-    rna_loader,
 )
 from sctranslator.data._panels import allows_missing_genes
-from sctranslator.data._validate import iter_row_chunks
-from sctranslator.data._vocabulary import UNKNOWN, report_unknown
-from sctranslator.data._writer import check_output_path, write_blocks
+from sctranslator.data._vocabulary import UNKNOWN
 from sctranslator.module import TranslatorModule
-from sctranslator.train import BestWeights, DataInitialization, TranslatorTrainingPlan
+from sctranslator.train import (
+    BestWeights,
+    DataInitialization,
+    NeighborTeacher,
+    TranslatorTrainingPlan,
+)
 
 from ._card_mixin import ModelCardMixin
 from ._interval_mixin import IntervalMixin
 from ._mapping_mixin import ReferenceMappingMixin
-from ._model_utils import rna_modality
+from ._model_utils import (
+    default_max_epochs,
+    is_distributed,
+    rna_modality,
+    validate_training_data,
+)
+from ._prediction_mixin import PredictionMixin
 from ._saveload_mixin import SaveLoadMixin
 from ._transfer import TransferMixin
 
-logger = logging.getLogger(__name__)
-
-_PROTEIN_CHUNK = 512
-
 
 class SCTRANSLATOR(
+    PredictionMixin,
     TransferMixin,
     SaveLoadMixin,
     ModelCardMixin,
@@ -203,9 +199,8 @@ class SCTRANSLATOR(
             rna_normalization=rna_normalization,
             protein_normalization=protein_normalization,
             protein_rank=protein_rank,
-            target_smoothing=target_smoothing,
-            smoothing_neighbors=smoothing_neighbors,
         )
+        NeighborTeacher(target_smoothing, smoothing_neighbors)  # check them before training
         self.module.freeze(freeze)
         if adata is not None:
             self.vocabulary = self.vocabulary.with_ensembl_from(self._rna_data(adata).var)
@@ -285,7 +280,7 @@ class SCTRANSLATOR(
             protein_names = adata.uns[protein_names_uns_key]
         else:
             raise ValueError("Pass `protein_names_uns_key` when proteins are an array.")
-        _validate_training_data(
+        validate_training_data(
             get_matrix(adata, layer, "the RNA"),
             adata.obs_names,
             adata.var_names,
@@ -356,7 +351,7 @@ class SCTRANSLATOR(
         )
         if batch_key is not None and batch_key not in batch_obs:
             raise KeyError(f"batch_key {batch_key!r} not found in the obs of the MuData.")
-        _validate_training_data(
+        validate_training_data(
             get_matrix(rna, rna_layer, f"modality {modalities.rna_layer!r}"),
             rna.obs_names,
             rna.var_names,
@@ -461,7 +456,8 @@ class SCTRANSLATOR(
             only if it raises their mean per-protein Pearson. Needs validation cells.
         plan_kwargs
             Passed to :class:`~sctranslator.train.TranslatorTrainingPlan` (``lr``,
-            ``weight_decay``...).
+            ``weight_decay``...), after the model's ``target_smoothing`` and
+            ``smoothing_neighbors``.
         datasplitter_kwargs
             Passed to :class:`~scvi.dataloaders.DataSplitter`.
         **trainer_kwargs
@@ -473,7 +469,7 @@ class SCTRANSLATOR(
         >>> model.train(accelerator="gpu", devices=4, strategy="ddp")
         """
         self.module.gradient_checkpointing = gradient_checkpointing
-        if use_distributed_sampler(trainer_kwargs.get("strategy")):
+        if is_distributed(trainer_kwargs.get("strategy")):
             # Lightning averages logged values across processes in place; on gloo (CPU DDP)
             # that fails on tensors made under inference mode, so validate under no_grad.
             trainer_kwargs.setdefault("inference_mode", False)
@@ -490,6 +486,8 @@ class SCTRANSLATOR(
             trainer_kwargs.setdefault("early_stopping_patience", early_stopping_patience)
         if max_epochs is None:
             max_epochs = default_max_epochs(self.summary_stats.n_cells)
+        params = self.init_params_["non_kwargs"]
+        smoothing = {key: params[key] for key in ("target_smoothing", "smoothing_neighbors")}
         # An epoch of a few hundred cells has fewer batches than Lightning's default logging
         # interval (10 steps); epoch-level metrics are unaffected.
         trainer_kwargs.setdefault("log_every_n_steps", 1)
@@ -501,7 +499,7 @@ class SCTRANSLATOR(
             validation_size=validation_size,
             batch_size=batch_size,
             early_stopping=early_stopping and has_validation,
-            plan_kwargs=plan_kwargs,
+            plan_kwargs={**smoothing, **(plan_kwargs or {})},
             datasplitter_kwargs=datasplitter_kwargs,
             **trainer_kwargs,
         )
@@ -510,320 +508,6 @@ class SCTRANSLATOR(
         self._calibrate_on_validation_cells()
         self._score_validation_cells()
 
-    # ------------------------------------------------------------------------ prediction
-    @torch.inference_mode()
-    def predict_protein(
-        self,
-        adata: AnnData | MuData | None = None,
-        indices: Sequence[int] | None = None,
-        proteins: Sequence[str] | None = None,
-        batch_size: int | None = None,
-        transform_batch: str | None = None,
-        progress_bar: bool | None = None,
-        output: str | os.PathLike | None = None,
-        overwrite: bool = False,
-    ) -> pd.DataFrame | Path:
-        """Predict protein abundances from RNA alone.
-
-        The query needs RNA only: its genes may be a subset of the training genes or in
-        another order; genes the vocabulary does not know are reported and ignored.
-
-        Memory is bounded for any number of cells when the RNA is read from disk (an
-        AnnData opened with ``anndata.read_h5ad(path, backed="r")`` or a MuData read with
-        ``mudata.read_h5mu(path, backed=True)``, RNA in ``.X``) and the predictions are
-        streamed to ``output``: cells are read, encoded and written one batch at a time.
-
-        Parameters
-        ----------
-        adata
-            AnnData with RNA counts, or MuData with the RNA modality the model was set up
-            with; the registered data by default. RNA counts are read from the layer the
-            model was set up with; a query without that layer is read from ``X`` when ``X``
-            holds raw counts (whole numbers), otherwise the missing layer is an error.
-        indices
-            Cells to predict; all by default.
-        proteins
-            Protein names or tokens; the registered proteins by default. Any number.
-        batch_size
-            Cells per batch; ``scvi.settings.batch_size`` by default.
-        transform_batch
-            Predict as if measured in this training batch; by default the average batch.
-        progress_bar
-            Show a progress bar; by default when there are more than 10 batches.
-        output
-            Write the predictions batch by batch to this ``.h5ad`` file (an AnnData) or
-            ``.h5mu`` file (a MuData with the modality ``prot_pred``) instead of returning
-            them; ``var["token"]`` and ``uns["sctranslator"]`` as in
-            :func:`sctranslator.tl.fill_protein`. Written atomically.
-        overwrite
-            Replace an existing ``output`` file.
-
-        Returns
-        -------
-        DataFrame of cells (``obs_names``) by proteins, on the model's protein normalisation
-        scale (e.g. CLR); with ``output``, the path written. Proteins without training
-        statistics come back standardised (z-scores across cells), with a warning.
-
-        Examples
-        --------
-        >>> proteins = model.predict_protein(query["rna"])
-        >>> rna = anndata.read_h5ad("atlas_rna.h5ad", backed="r")
-        >>> model.predict_protein(rna, output="atlas_proteins.h5ad", progress_bar=True)
-        """
-        if output is not None:
-            check_output_path(output, overwrite)
-        self._check_if_trained(warn=True)
-        names, protein_ids = self._requested_proteins(proteins)
-        mean, std = self._protein_scale(names, protein_ids)
-        batch_index = self._batch_index(transform_batch)
-        query = self._query(adata, indices)
-        blocks = (
-            predicted.cpu().numpy() * std + mean
-            for _, predicted in self._predicted_blocks(
-                query, protein_ids, batch_index, batch_size, progress_bar
-            )
-        )
-        if output is not None:
-            var, uns = self._prediction_annotations(names)
-            return write_blocks(output, blocks, query.obs_names, var, uns, overwrite=overwrite)
-        values = np.concatenate(list(blocks))
-        return pd.DataFrame(values, index=pd.Index(query.obs_names), columns=names)
-
-    def _requested_proteins(self, proteins: Sequence[str] | None) -> tuple[list[str], np.ndarray]:
-        """Names and token ids of ``proteins`` (the registered ones by default); unknown: error."""
-        names = list(
-            self._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY) if proteins is None else proteins
-        )
-        protein_ids = self.vocabulary.lookup_proteins(names)
-        if (protein_ids == UNKNOWN).any():
-            unknown = [n for n, i in zip(names, protein_ids, strict=True) if i == UNKNOWN]
-            raise ValueError(
-                f"{len(unknown)} proteins are not in the model's vocabulary: {unknown[:5]}."
-            )
-        return names, protein_ids
-
-    def _predicted_blocks(
-        self,
-        query: _Query,
-        protein_ids: np.ndarray,
-        batch_index: torch.Tensor | None,
-        batch_size: int | None,
-        progress_bar: bool | None,
-    ) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
-        """Yield each batch's encoder outputs and standardised predictions of ``protein_ids``."""
-        protein_ids = torch.as_tensor(protein_ids, device=self.device)
-        for encoded in self._encode(query, batch_size, progress_bar, "Predicting"):
-            context = encoded["context"]
-            index = None if batch_index is None else batch_index.expand(len(context))
-            chunks = [
-                self.module.generative(context, index, protein_ids[s : s + _PROTEIN_CHUNK])[
-                    "protein"
-                ]
-                for s in range(0, len(protein_ids), _PROTEIN_CHUNK)
-            ]
-            yield encoded, torch.cat(chunks, dim=1)
-
-    def _prediction_annotations(self, names: Sequence[str]) -> tuple[pd.DataFrame, dict]:
-        """``var`` (the token of each protein) and ``uns`` (model settings) of predictions."""
-        tokens = [self.vocabulary.tokens[i] for i in self.vocabulary.lookup_proteins(names)]
-        var = pd.DataFrame({"token": tokens}, index=pd.Index(names).astype(str))
-        var["reliability"] = self.protein_reliability.reindex(var.index).to_numpy()
-        params = self.init_params_["non_kwargs"]
-        uns = {
-            "sctranslator": {
-                "model": type(self).__name__,
-                "summary": self._model_summary_string,
-                "rna_normalization": params["rna_normalization"],
-                "protein_normalization": params["protein_normalization"],
-                "max_genes": self.module.max_genes,
-            }
-        }
-        return var, uns
-
-    @torch.inference_mode()
-    def get_latent_representation(
-        self,
-        adata: AnnData | MuData | None = None,
-        indices: Sequence[int] | None = None,
-        batch_size: int | None = None,
-    ) -> np.ndarray:
-        """Return the encoder's cell token for each cell, ``(cells, n_hidden)``.
-
-        Parameters
-        ----------
-        adata
-            As in :meth:`predict_protein`.
-        indices
-            Cells; all by default.
-        batch_size
-            Cells per batch.
-
-        Returns
-        -------
-        Array ``(cells, n_hidden)``.
-
-        Examples
-        --------
-        >>> mdata["rna"].obsm["X_sctranslator"] = model.get_latent_representation(mdata)
-        """
-        self._check_if_trained(warn=True)
-        query = self._query(adata, indices)
-        return np.concatenate(
-            [encoded["z"].cpu().numpy() for encoded in self._encode(query, batch_size)]
-        )
-
-    def _query(self, adata: AnnData | MuData | None, indices: Sequence[int] | None) -> _Query:
-        """Locate and check the RNA counts of ``adata`` (the registered data if None)."""
-        adata = self.adata if adata is None else adata
-        if adata is None:
-            raise ValueError("The model was loaded without data: pass `adata`.")
-        args = self.registry_["setup_args"]
-        adata = self._rna_data(adata)
-        layer = args.get("rna_layer", args.get("layer"))
-        if layer is not None and layer not in adata.layers and _holds_counts(adata.X):
-            layer = None  # counts in X, e.g. a user's query for a shipped reference
-        matrix = get_matrix(adata, layer, "the query's RNA")
-        check_unique(adata.var_names, "gene")
-        var_names = np.asarray(adata.var_names)
-        gene_ids = self.vocabulary.lookup_genes(var_names)
-        report_unknown(list(var_names), gene_ids, "genes")
-        known = np.flatnonzero(gene_ids != UNKNOWN)
-        if len(known) == 0:
-            raise ValueError(
-                f"None of the {len(var_names)} genes of the query is known to the model "
-                f"(e.g. {list(var_names[:3])}); are they gene symbols like the training genes?"
-            )
-        rows = np.arange(adata.n_obs) if indices is None else np.asarray(indices)
-        obs_names = np.asarray(adata.obs_names)
-        check_values(
-            matrix if indices is None else matrix[rows],
-            "the RNA counts",
-            obs_names[rows],
-            allow_nan=allows_missing_genes(adata),
-            require_nonempty=True,
-            columns=known,
-        )
-        return _Query(matrix, obs_names, var_names, rows, gene_ids[known], known)
-
-    def _encode(
-        self,
-        query: _Query,
-        batch_size: int | None,
-        progress_bar: bool | None = False,
-        description: str = "Encoding",
-    ) -> Iterator[dict[str, torch.Tensor]]:
-        """Yield the encoder outputs (``context``, ``z``...) of each batch of cells."""
-        n_batches, batches = query.batches(batch_size)
-        show = n_batches > 10 if progress_bar is None else progress_bar
-        self.module.eval()
-        gene_ids = torch.as_tensor(query.gene_ids, device=self.device)
-        for x in tqdm(batches, total=n_batches, desc=description, disable=not show):
-            yield self.module.inference(x, gene_ids=gene_ids)
-
-    # ---------------------------------------------------------------------- statistics
     def _registered_names(self, registry_key: str) -> np.ndarray:
         state = self.registry_["field_registries"][registry_key]["state_registry"]
         return np.asarray(state["column_names"]).astype(str)
-
-    def _batch_index(self, transform_batch: str | None) -> torch.Tensor | None:
-        if transform_batch is None:
-            return None
-        categories = list(
-            self.registry_["field_registries"][REGISTRY_KEYS.BATCH_KEY]["state_registry"][
-                "categorical_mapping"
-            ]
-        )
-        if transform_batch not in categories:
-            raise ValueError(
-                f"transform_batch {transform_batch!r} is not a training batch: {categories}."
-            )
-        return torch.tensor([categories.index(transform_batch)], device=self.device)
-
-    def _protein_scale(
-        self, names: Sequence[str], protein_ids: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Training mean and std of each requested protein, matched by name, then by token."""
-        registered = list(self._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY))
-        registered_ids = list(self.module.protein_ids.cpu().numpy())
-        mean_all = self.module.protein_mean.cpu().numpy()
-        std_all = self.module.protein_std.cpu().numpy()
-        mean, std, unscaled = np.zeros(len(names)), np.ones(len(names)), []
-        for i, (name, token_id) in enumerate(zip(names, protein_ids, strict=True)):
-            if name in registered:
-                j = registered.index(name)
-            elif token_id in registered_ids:
-                j = registered_ids.index(token_id)
-            else:
-                unscaled.append(name)
-                continue
-            mean[i], std[i] = mean_all[j], std_all[j]
-        if unscaled:
-            warnings.warn(
-                f"{len(unscaled)} proteins were not measured in training (e.g. {unscaled[:3]}); "
-                "their predictions are standardised scores, not on the protein scale.",
-                UserWarning,
-                stacklevel=settings.warnings_stacklevel,
-            )
-        return mean.astype(np.float32), std.astype(np.float32)
-
-
-def _holds_counts(matrix, n_rows: int = 1000) -> bool:
-    """Whether the first ``n_rows`` of ``matrix`` are whole non-negative numbers (raw counts)."""
-    if matrix is None:
-        return False
-    block = matrix[: min(n_rows, matrix.shape[0])]
-    values = block.data if hasattr(block, "data") and hasattr(block, "nnz") else np.asarray(block)
-    values = np.asarray(values)
-    return bool(np.all(values >= 0) and np.allclose(values, np.round(values)))
-
-
-def default_max_epochs(n_cells: int, cell_passes: int = 300_000) -> int:
-    """Epochs for about ``cell_passes`` cells seen in training, between 10 and 400.
-
-    Examples
-    --------
-    >>> default_max_epochs(400), default_max_epochs(5000), default_max_epochs(10**6)
-    (400, 60, 10)
-    """
-    return int(np.clip(np.ceil(cell_passes / max(n_cells, 1)), 10, 400))
-
-
-@dataclass
-class _Query:
-    """RNA counts to predict from: the matrix, names, selected rows and known gene columns."""
-
-    matrix: object
-    all_obs_names: np.ndarray
-    var_names: np.ndarray
-    rows: np.ndarray
-    gene_ids: np.ndarray
-    columns: np.ndarray
-
-    @property
-    def obs_names(self) -> np.ndarray:
-        """Names of the selected cells."""
-        return self.all_obs_names[self.rows]
-
-    def batches(self, batch_size: int | None) -> tuple[int, Iterator[torch.Tensor]]:
-        """Return the number of batches and an iterator over their counts on the known genes."""
-        loader = rna_loader(
-            self.matrix,
-            self.all_obs_names,
-            self.var_names,
-            self.rows,
-            batch_size or settings.batch_size,
-        )
-        columns = torch.as_tensor(self.columns)
-        return len(loader), (tensors[REGISTRY_KEYS.X_KEY][:, columns] for tensors in loader)
-
-
-def _validate_training_data(
-    rna, obs_names, gene_names, proteins, protein_names, missing_genes: bool = False
-) -> None:
-    check_unique(gene_names, "gene")
-    check_unique(protein_names, "protein")
-    check_values(rna, "the RNA counts", obs_names, allow_nan=missing_genes, require_nonempty=True)
-    check_values(proteins, "the protein counts", obs_names, allow_nan=True)
-    measured = sum(int((~np.isnan(b)).sum()) for _, b in iter_row_chunks(proteins))
-    if measured == 0:
-        raise ValueError("The protein matrix has no measured value (all NaN).")

@@ -12,6 +12,7 @@ from anndata import AnnData
 from mudata import MuData
 from scvi import REGISTRY_KEYS, settings
 
+from sctranslator._scvi_compat import setup_manager
 from sctranslator.data._vocabulary import UNKNOWN, protein_coding_genes
 
 from ._fine_tune import choose_interpolation, interpolate_parameters, starting_parameters
@@ -131,7 +132,7 @@ class TransferMixin:
                 f"{list(query_proteins[:3])}) is known to the reference; check the antibody "
                 "names with `sct.pp.map_protein_names`."
             )
-        if cls._get_most_recent_anndata_manager(adata) is None:
+        if setup_manager(cls, adata) is None:
             getattr(cls, registry["setup_method_name"])(adata, **registry["setup_args"])
         params = {
             k: v

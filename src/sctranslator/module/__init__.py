@@ -1,5 +1,6 @@
 """Torch modules."""
 
 from ._translator import TranslatorModule
+from ._weights import principal_axes
 
-__all__ = ["TranslatorModule"]
+__all__ = ["TranslatorModule", "principal_axes"]

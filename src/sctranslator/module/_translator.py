@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from scvi import REGISTRY_KEYS
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
@@ -20,59 +18,13 @@ from sctranslator.nn import (
 )
 
 from ._calibration import Calibration
+from ._weights import REFERENCE_MAPPING, WeightsMixin
 
-FREEZE_PRESETS: dict[str, tuple[str, ...]] = {
-    "encoder": (
-        "embedding.value",
-        "cell_scale",
-        "cell_shift",
-        "latents",
-        "reader",
-        "encoder",
-        "encoder_norm",
-    ),
-}
 # How a cell with more than max_genes expressed genes chooses its tokens (select_genes).
 CONTEXTS = ("informative", "expressed")
-# Per-protein statistics of the registered panel, computed from each model's training cells
-# (a transferred model keeps the reference's mean and std of the proteins they share).
-PANEL_STATISTICS = (
-    "protein_mean",
-    "protein_std",
-    "protein_fitted",
-    "protein_axes",
-    "protein_batch_mask",
-)
-# Kernel ridge read-out from the cell token, fitted after training (set_reference_mapping).
-REFERENCE_MAPPING = (
-    "mapping_anchors",
-    "mapping_weights",
-    "mapping_gamma",
-    "mapping_blend",
-    "mapping_protein_ids",
-)
-# The teacher of target smoothing: training cells' principal components and proteins, set before
-# each training and never saved.
-NEIGHBOR_TEACHER = (
-    "neighbor_rna_center",
-    "neighbor_rna_loadings",
-    "neighbor_protein_center",
-    "neighbor_protein_loadings",
-    "neighbor_scales",
-    "neighbor_coordinates",
-    "neighbor_targets",
-)
 
 
-def principal_axes(values: torch.Tensor, n_components: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and top principal axes ``(features, n)`` of ``values`` ``(cells, features)``."""
-    center = values.mean(0)
-    rank = min(n_components, *values.shape)
-    _, _, axes = torch.svd_lowrank(values - center, q=rank, niter=4)
-    return center, axes
-
-
-class TranslatorModule(BaseModuleClass):
+class TranslatorModule(WeightsMixin, BaseModuleClass):
     """Predict protein abundances from a cell's RNA, read as a set of (gene token, value) pairs.
 
     Each expressed gene becomes a token: the embedding of its identity plus an embedding of
@@ -99,11 +51,8 @@ class TranslatorModule(BaseModuleClass):
     and standard deviation of that protein (``protein_mean``, ``protein_std``), so every
     protein weighs the same in the loss. With ``protein_rank``, training targets are first
     projected on the top principal axes of the training proteins (``protein_axes``), which
-    removes noise that no cell state explains (reduced-rank regression). With
-    ``target_smoothing``, each training target is also blended with the mean target of the
-    cell's nearest training cells in the joint space of RNA and protein principal components
-    (a k-nearest-neighbour teacher set by :meth:`set_neighbor_targets`), which averages out
-    the protein noise of single cells.
+    removes noise that no cell state explains (reduced-rank regression). :meth:`loss` also
+    takes other targets, e.g. those of :class:`~sctranslator.train.NeighborTeacher`.
 
     Parameters
     ----------
@@ -146,12 +95,6 @@ class TranslatorModule(BaseModuleClass):
         Number of principal axes of the standardised training proteins the training targets
         are projected on; ``None`` (or at least the number of proteins) trains on the
         targets as they are.
-    target_smoothing
-        Weight of the neighbours' mean in each training target, in ``[0, 1]``; 0 trains on
-        each cell's own proteins.
-    smoothing_neighbors
-        Number of nearest training cells whose proteins are averaged for ``target_smoothing``
-        (at most 5 % of the teacher cells).
 
     Attributes
     ----------
@@ -187,21 +130,13 @@ class TranslatorModule(BaseModuleClass):
         rna_normalization: str = "log1p_cp10k",
         protein_normalization: str = "clr",
         protein_rank: int | None = None,
-        target_smoothing: float = 0.0,
-        smoothing_neighbors: int = 15,
     ):
         super().__init__()
-        if not 0 <= target_smoothing <= 1:
-            raise ValueError(f"target_smoothing must be in [0, 1], not {target_smoothing}.")
-        if smoothing_neighbors < 1:
-            raise ValueError(f"smoothing_neighbors must be positive, not {smoothing_neighbors}.")
         if context not in CONTEXTS:
             raise ValueError(f"context must be one of {CONTEXTS}, not {context!r}.")
         self.max_genes = max_genes
         self.context = context
         self.gene_dropout = gene_dropout
-        self.target_smoothing = target_smoothing
-        self.smoothing_neighbors = smoothing_neighbors
         self.gradient_checkpointing = False
         self.normalize_rna = get_normalization(rna_normalization, RNA_NORMALIZATIONS, "RNA")
         self.normalize_protein = get_normalization(
@@ -221,9 +156,6 @@ class TranslatorModule(BaseModuleClass):
         # The reference-mapping read-out, fitted after training (see set_reference_mapping).
         for name in REFERENCE_MAPPING:
             self.register_buffer(name, None)
-        # The neighbour teacher of the current training data (see set_neighbor_targets).
-        for name in NEIGHBOR_TEACHER:
-            self.register_buffer(name, None, persistent=False)
         self.register_buffer(
             "protein_batch_mask", torch.ones(n_batch, n_proteins, dtype=torch.bool)
         )
@@ -491,99 +423,26 @@ class TranslatorModule(BaseModuleClass):
         protein = torch.where(measured, protein, torch.nan)
         return (self.normalize_protein(protein) - self.protein_mean) / self.protein_std
 
-    def _neighbor_scores(self, rna: torch.Tensor, target: torch.Tensor) -> list[torch.Tensor]:
-        """Scores of cells on the teacher's RNA and protein principal components.
-
-        ``rna`` is normalised RNA with NaN as 0, ``target`` standardised proteins.
-        """
-        return [
-            (rna - self.neighbor_rna_center) @ self.neighbor_rna_loadings,
-            (torch.nan_to_num(target) - self.neighbor_protein_center)
-            @ self.neighbor_protein_loadings,
-        ]
-
-    def _neighbor_space(self, scores: list[torch.Tensor]) -> torch.Tensor:
-        """Teacher coordinates: each part of the scores divided by its spread over the teacher."""
-        return torch.cat(
-            [part / scale for part, scale in zip(scores, self.neighbor_scales, strict=True)], 1
-        )
-
-    @torch.no_grad()
-    def set_neighbor_targets(
-        self, x: torch.Tensor, protein: torch.Tensor, batch_index: torch.Tensor, n_pcs: int = 50
-    ) -> None:
-        """Fit the neighbour teacher of ``target_smoothing`` to some training cells.
-
-        Keeps the cells with a measured protein and stores, as buffers that are not saved,
-        their standardised proteins (:meth:`standardized_target`) and their coordinates on the
-        top ``n_pcs`` principal components of their normalised RNA and of those proteins
-        (unmeasured values count as the mean), each part divided by its total spread so that
-        both weigh the same. Called before each training by
-        :class:`~sctranslator.train.DataInitialization`; with fewer than two such cells there
-        is no teacher.
-        """
-        self.clear_neighbor_targets()
-        target = self.standardized_target(protein, batch_index)
-        measured = ~target.isnan().all(dim=1)
-        if measured.sum() < 2:
-            return
-        target = target[measured]
-        rna = torch.nan_to_num(self.normalize_rna(x[measured]))
-        self.neighbor_rna_center, self.neighbor_rna_loadings = principal_axes(rna, n_pcs)
-        axes = principal_axes(torch.nan_to_num(target), n_pcs)
-        self.neighbor_protein_center, self.neighbor_protein_loadings = axes
-        scores = self._neighbor_scores(rna, target)
-        spread = torch.stack([part.var(0).sum().sqrt() for part in scores])
-        self.neighbor_scales = spread.clamp_min(1e-8)
-        self.neighbor_coordinates = self._neighbor_space(scores)
-        self.neighbor_targets = target
-
-    def clear_neighbor_targets(self) -> None:
-        """Remove the neighbour teacher: training then uses each cell's own targets."""
-        for name in NEIGHBOR_TEACHER:
-            setattr(self, name, None)
-
-    def smoothed_target(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Blend standardised targets with the mean target of each cell's neighbours.
-
-        ``(1 - target_smoothing) * target + target_smoothing * teacher``, where the teacher is
-        the mean standardised protein of the ``smoothing_neighbors`` (at most 5 % of the
-        teacher cells, at least one) teacher cells nearest to the cell in the joint space of
-        RNA and protein principal components (the cell itself among them when it is a teacher
-        cell). Unmeasured targets stay NaN; where no neighbour measured a protein, the cell's
-        own value is kept. Without a teacher (:meth:`set_neighbor_targets` not called) or
-        smoothing, returns ``target``.
-        """
-        if self.target_smoothing == 0 or self.neighbor_targets is None:
-            return target
-        rna = torch.nan_to_num(self.normalize_rna(x))
-        coordinates = self._neighbor_space(self._neighbor_scores(rna, target))
-        distances = torch.cdist(coordinates, self.neighbor_coordinates)
-        # At most 5 % of the teacher cells, so a few cells are not smoothed towards their mean.
-        k = min(self.smoothing_neighbors, max(1, len(self.neighbor_targets) // 20))
-        nearest = distances.topk(k, dim=1, largest=False).indices
-        teacher = torch.nanmean(self.neighbor_targets[nearest], dim=1)
-        blended = torch.lerp(target, teacher, self.target_smoothing)
-        return torch.where(torch.isnan(teacher), target, blended)
-
     def loss(
         self,
         tensors: dict[str, torch.Tensor],
         inference_outputs: dict[str, torch.Tensor],
         generative_outputs: dict[str, torch.Tensor],
+        target: torch.Tensor | None = None,
     ) -> LossOutput:
         """Mean squared error over the measured proteins; unmeasured ones are masked out.
 
-        In training, targets are first blended with the neighbour teacher's
-        (:meth:`smoothed_target`), then projected on ``protein_axes`` (unmeasured values
-        count as the protein's mean there); validation compares with the targets as measured.
+        ``target``: standardised targets with NaN where unmeasured (e.g. smoothed by
+        :class:`~sctranslator.train.NeighborTeacher`); by default the measured proteins
+        (:meth:`standardized_target`). In training, targets are projected on
+        ``protein_axes`` (unmeasured values count as the protein's mean there); validation
+        compares with them as they are.
         """
-        target = self.standardized_target(
-            tensors[REGISTRY_KEYS.PROTEIN_EXP_KEY], tensors[REGISTRY_KEYS.BATCH_KEY]
-        )
+        if target is None:
+            target = self.standardized_target(
+                tensors[REGISTRY_KEYS.PROTEIN_EXP_KEY], tensors[REGISTRY_KEYS.BATCH_KEY]
+            )
         measured = ~torch.isnan(target)
-        if self.training:
-            target = self.smoothed_target(tensors[REGISTRY_KEYS.X_KEY], target)
         if self.training and self.protein_axes.shape[1] < self.protein_axes.shape[0]:
             axes = self.protein_axes
             target = torch.where(measured, torch.nan_to_num(target) @ axes @ axes.T, torch.nan)
@@ -597,130 +456,6 @@ class TranslatorModule(BaseModuleClass):
             n_obs_minibatch=len(target),
             extra_metrics={"mse": mse.detach()},
         )
-
-    def freeze(self, parts: str | Sequence[str] | None) -> list[str]:
-        """Stop training the parameters of ``parts``; return the names of the frozen parameters.
-
-        ``parts`` is a preset of :data:`FREEZE_PRESETS` (``"encoder"``: the gene encoder, i.e.
-        the value embedding, the encoder layers and their norms; the token identities stay
-        trainable so new tokens can learn) or submodule names such as
-        ``["embedding", "encoder"]``. Frozen parameters get ``requires_grad=False`` and are left
-        out of the optimiser, so they do not change at all (not even by weight decay).
-        """
-        if parts is None:
-            return []
-        prefixes = FREEZE_PRESETS.get(parts, (parts,)) if isinstance(parts, str) else tuple(parts)
-        names = dict(self.named_parameters())
-        frozen = [n for n in names if any(n == p or n.startswith(f"{p}.") for p in prefixes)]
-        matched = {p for p in prefixes if any(n == p or n.startswith(f"{p}.") for n in frozen)}
-        if set(prefixes) - matched:
-            modules = sorted({n.split(".")[0] for n in names})
-            raise ValueError(
-                f"Cannot freeze {sorted(set(prefixes) - matched)}: no such parameters. Use "
-                f"{sorted(FREEZE_PRESETS)} or submodules among {modules}."
-            )
-        for name in frozen:
-            names[name].requires_grad_(False)
-        return frozen
-
-    @torch.no_grad()
-    def initialize_from_data(self, x: torch.Tensor) -> None:
-        """Start from the training RNA ``x`` (raw counts of the registered genes, some cells).
-
-        The identities of the registered genes become the loadings of a PCA of the normalised
-        RNA (scaled to the spread of a random embedding), so the cell token is the cell's
-        principal-component scores; the cell token's scale and shift then standardise it over
-        these cells. Called once, before the first training, by
-        :class:`~sctranslator.train.DataInitialization`; sets :attr:`initialized`.
-        """
-        x, gene_ids = self.read_registered_genes(x)
-        normalized = self.normalize_rna(x)
-        values = torch.nan_to_num(normalized)
-        n_genes, n_hidden = values.shape[1], self.cell_shift.shape[0]
-        _, loadings = principal_axes(values, n_hidden)
-        identity = torch.zeros(n_genes, n_hidden, device=values.device)
-        identity[:, : loadings.shape[1]] = loadings * n_genes**0.5
-        self.embedding.identity.weight[gene_ids] = identity
-        _, pooled = self.embedding(*self.select_genes(gene_ids, normalized)[:2])
-        spread = pooled.std(0).mean().clamp_min(1e-6)
-        self.cell_scale.fill_(float(1 / spread))
-        self.cell_shift.copy_(-pooled.mean(0) / spread)
-        self.initialized.fill_(True)
-
-    @torch.no_grad()
-    def transfer_from(
-        self,
-        reference: TranslatorModule,
-        new_token_sources: Sequence[Sequence[int]] = (),
-        protein_positions: Sequence[int] | None = None,
-    ) -> None:
-        """Start from the weights of ``reference``, a module with a prefix of this vocabulary.
-
-        The tokens of ``reference`` must be the first tokens of this module, in the same order
-        (:meth:`sctranslator.data.Vocabulary.extend` guarantees it). Every weight is copied (the
-        reference is not changed), except the per-protein statistics of the panel
-        (:data:`PANEL_STATISTICS`), which belong to the new data, except the mean and
-        standard deviation of protein ``j``, taken from the reference's registered protein
-        ``protein_positions[j]`` (``-1``: none) when both use the same protein normalisation,
-        so the reference's output scale is kept. Token
-        ``len(reference vocabulary) + i`` starts with the mean identity and protein bias of the
-        reference tokens ``new_token_sources[i]`` (e.g. an antibody's coding genes) or, without
-        any, with a random identity of the reference identities' spread and no bias. Batches
-        start as the mean of the reference batch embeddings.
-
-        Raises
-        ------
-        ValueError
-            When the architectures differ (a weight's shape does not match).
-        """
-        own = self.state_dict()
-        source = reference.state_dict()
-        n_reference = len(source["embedding.identity.weight"])
-        if len(own["embedding.identity.weight"]) < n_reference:
-            raise ValueError("This module's vocabulary does not extend the reference's.")
-        for name, value in source.items():
-            if (
-                name in PANEL_STATISTICS
-                or name in REFERENCE_MAPPING
-                or name.startswith("calibration.")
-            ):  # calibration: of the reference's own held-out cells
-                continue
-            if name == "gene_weight":  # a new token starts as an average gene
-                own[name][:n_reference] = value
-                own[name][n_reference:] = value.mean()
-            elif name in ("embedding.identity.weight", "protein_bias.weight"):
-                own[name][:n_reference] = value
-                spread = value.std(0)
-                for offset, row in enumerate(range(n_reference, len(own[name]))):
-                    has_sources = offset < len(new_token_sources)
-                    sources = list(new_token_sources[offset]) if has_sources else []
-                    if sources:
-                        own[name][row] = value[sources].mean(0)
-                    elif name == "embedding.identity.weight":  # a new bias stays at zero
-                        own[name][row] = torch.randn_like(spread) * spread
-            elif name == "batch_embedding.weight":
-                own[name][:] = value.mean(0)
-            elif name not in own or own[name].shape != value.shape:
-                shape = None if name not in own else tuple(own[name].shape)
-                raise ValueError(
-                    f"Weight {name!r} has shape {tuple(value.shape)} in the reference but "
-                    f"{shape} here: build the model with the reference's architecture."
-                )
-            else:
-                own[name].copy_(value)
-        self.load_state_dict(own)
-        if protein_positions is not None and self.normalize_protein is reference.normalize_protein:
-            self._copy_protein_statistics(reference, protein_positions)
-
-    def _copy_protein_statistics(
-        self, reference: TranslatorModule, positions: Sequence[int]
-    ) -> None:
-        """Take the reference's mean and std of protein ``positions[j]`` for protein ``j``."""
-        for j, i in enumerate(positions):
-            if i >= 0 and bool(reference.protein_fitted[i]):
-                self.protein_mean[j] = reference.protein_mean[i]
-                self.protein_std[j] = reference.protein_std[i]
-                self.protein_fitted[j] = True
 
     @torch.inference_mode()
     def sample(self, *args, **kwargs):

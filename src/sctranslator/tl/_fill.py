@@ -108,8 +108,7 @@ def fill_protein(
                 mdata, interval, proteins, batch_size, return_prediction=True
             )
             layers = {"lower": lower.to_numpy("float32"), "upper": upper.to_numpy("float32")}
-        # private: no public method gives the var/uns that predict_protein(output=...) writes
-        var, uns = model._prediction_annotations(prediction.columns)
+        var, uns = model.prediction_annotations(prediction.columns)
         predicted = AnnData(
             X=prediction.to_numpy(dtype="float32"),
             obs=pd.DataFrame(index=prediction.index.astype(str)),

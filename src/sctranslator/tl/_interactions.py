@@ -7,19 +7,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
 from anndata import AnnData
 from mudata import MuData
-from scvi import REGISTRY_KEYS
-
-from sctranslator.data._vocabulary import UNKNOWN
 
 from ._utils import check_free, check_model, data_first, target
 
 if TYPE_CHECKING:
     from sctranslator.model import SCTRANSLATOR
-
-METHODS = ("gradient", "attention")
 
 
 def interactions(
@@ -53,6 +47,8 @@ def interactions(
     most 1 per cell. Attention says where the query
     reads, not how the prediction depends on a gene: on the PBMC cells it ranks own genes
     no better than chance (``benchmarks/downstream.py``).
+
+    The scores are those of :meth:`~sctranslator.SCTRANSLATOR.get_gene_attributions`.
 
     Parameters
     ----------
@@ -95,35 +91,10 @@ def interactions(
     check_model(model)
     if copy and key_added is None:
         raise ValueError("copy=True writes the table into a copy; pass a `key_added`.")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
     if key_added is not None:
         check_free(data, {"uns": [key_added]}, overwrite)
-    # private: no public method yields the model's RNA batches on its known genes
-    query = model._query(data, indices)
-    if proteins is None:
-        proteins = model.get_state_registry(REGISTRY_KEYS.PROTEIN_EXP_KEY).column_names
-    names = [str(name) for name in proteins]
-    protein_ids = model.vocabulary.lookup_proteins(names)
-    if (protein_ids == UNKNOWN).any():
-        unknown = [n for n, i in zip(names, protein_ids, strict=True) if i == UNKNOWN]
-        raise ValueError(
-            f"{len(unknown)} proteins are not in the model's vocabulary: {unknown[:5]}."
-        )
-    panel = pd.Index(query.var_names[query.columns])
-    rows = _gene_rows(panel, genes)
-
-    module, device = model.module, model.device
-    module.eval()
-    gene_ids = torch.as_tensor(query.gene_ids, device=device)
-    protein_ids = torch.as_tensor(protein_ids, device=device)
-    attribute = _gradient_x_input if method == "gradient" else _attention
-    total = torch.zeros(len(names), len(panel), dtype=torch.float64)
-    for x in query.batches(batch_size)[1]:
-        total += attribute(module, x.to(device), gene_ids, protein_ids).cpu()
-    table = pd.DataFrame(
-        (total / len(query.rows)).numpy().T, index=panel, columns=pd.Index(names)
-    ).iloc[rows]
+    table = model.get_gene_attributions(data, proteins, method, indices, batch_size)
+    table = table.iloc[_gene_rows(table.index, genes)]
     if key_added is not None:
         annotated = target(data, copy)
         annotated.uns[key_added] = table
@@ -142,34 +113,3 @@ def _gene_rows(panel: pd.Index, genes: Sequence[str] | None) -> np.ndarray:
             f"{len(missing)} genes are not in the data's genes known to the model: {missing[:5]}."
         )
     return panel.get_indexer(genes)
-
-
-@torch.inference_mode()
-def _attention(
-    module, x: torch.Tensor, gene_ids: torch.Tensor, protein_ids: torch.Tensor
-) -> torch.Tensor:
-    """Attention summed over cells, ``(proteins, genes)`` in the columns of ``x``."""
-    attention, tokens, _ = module.gene_attention(x, gene_ids, protein_ids)
-    position = torch.full((int(gene_ids.max()) + 1,), -1, device=x.device)
-    position[gene_ids] = torch.arange(len(gene_ids), device=x.device)
-    index = position[tokens].unsqueeze(1).expand(-1, len(protein_ids), -1)
-    per_cell = torch.zeros(len(x), len(protein_ids), len(gene_ids), device=x.device)
-    per_cell.scatter_add_(2, index, attention.float())
-    return per_cell.sum(0).double()
-
-
-def _gradient_x_input(
-    module, x: torch.Tensor, gene_ids: torch.Tensor, protein_ids: torch.Tensor
-) -> torch.Tensor:
-    """Gradient x input summed over cells, ``(proteins, genes)``."""
-    with torch.enable_grad():
-        x = x.detach().clone().requires_grad_(True)
-        encoded = module.inference(x, gene_ids=gene_ids)
-        prediction = module.generative(encoded["context"], None, protein_ids)["protein"]
-        rows = []
-        for j in range(len(protein_ids)):
-            (grad,) = torch.autograd.grad(
-                prediction[:, j].sum(), x, retain_graph=j < len(protein_ids) - 1
-            )
-            rows.append((grad * x).detach().sum(0))
-    return torch.stack(rows).double()

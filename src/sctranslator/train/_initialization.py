@@ -10,8 +10,6 @@ import torch
 from scvi import REGISTRY_KEYS, settings
 from scvi.dataloaders import AnnDataLoader
 
-from sctranslator.module._translator import NEIGHBOR_TEACHER
-
 from ._statistics import fit_gene_weights, fit_panel_statistics
 
 
@@ -30,9 +28,9 @@ class DataInitialization(pl.Callback):
       reference), sets the gene weights of the ``"informative"`` context rule
       (:func:`~sctranslator.train.fit_gene_weights`) and calls
       :meth:`~sctranslator.module.TranslatorModule.initialize_from_data` on their RNA;
-    - fits the neighbour teacher of the module's ``target_smoothing`` to them
-      (:meth:`~sctranslator.module.TranslatorModule.set_neighbor_targets`), so the teacher
-      always belongs to the data being trained on.
+    - fits the training plan's :class:`~sctranslator.train.NeighborTeacher` (its ``teacher``,
+      when it smooths targets) to them, so the teacher always belongs to the data being
+      trained on.
 
     Under DDP every process computes the same set-up, then takes the first process's.
 
@@ -49,9 +47,12 @@ class DataInitialization(pl.Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Set the module up from the training split of the data module."""
         module = pl_module.module
+        teacher = getattr(pl_module, "teacher", None)
+        smoothing = teacher is not None and teacher.smoothing > 0
+        if teacher is not None:
+            teacher.clear()  # never a teacher from other data
         splitter = trainer.datamodule
         if getattr(splitter, "train_idx", None) is None:
-            module.clear_neighbor_targets()  # never a teacher from other data
             warnings.warn(
                 "The data module has no `train_idx`: the model is not set up from the "
                 "training cells (no panel statistics, data-dependent start or target "
@@ -63,8 +64,8 @@ class DataInitialization(pl.Callback):
         rows = np.asarray(splitter.train_idx)
         module.clear_reference_mapping()  # refitted after this training by the model
         fit_panel_statistics(module, splitter.adata_manager, rows, self.max_cells)
-        if bool(module.initialized) and module.target_smoothing == 0:
-            self._broadcast(trainer, module)
+        if bool(module.initialized) and not smoothing:
+            self._broadcast(trainer, pl_module)
             return
         if len(rows) > self.max_cells:
             rows = np.random.default_rng(settings.seed).choice(rows, self.max_cells, replace=False)
@@ -84,25 +85,23 @@ class DataInitialization(pl.Callback):
             for key, value in next(iter(loader)).items()
         }
         x = cells[REGISTRY_KEYS.X_KEY]
+        target = module.standardized_target(
+            cells[REGISTRY_KEYS.PROTEIN_EXP_KEY], cells[REGISTRY_KEYS.BATCH_KEY]
+        )
         if not bool(module.initialized):
             if module.context == "informative":  # first: it decides the context of the start
-                target = module.standardized_target(
-                    cells[REGISTRY_KEYS.PROTEIN_EXP_KEY], cells[REGISTRY_KEYS.BATCH_KEY]
-                )
                 fit_gene_weights(module, x, target)
             module.initialize_from_data(x)
-        if module.target_smoothing > 0:
-            module.set_neighbor_targets(
-                x, cells[REGISTRY_KEYS.PROTEIN_EXP_KEY], cells[REGISTRY_KEYS.BATCH_KEY]
-            )
-        self._broadcast(trainer, module)
+        if smoothing:
+            teacher.fit(torch.nan_to_num(module.normalize_rna(x)), target)
+        self._broadcast(trainer, pl_module)
 
     @staticmethod
-    def _broadcast(trainer: pl.Trainer, module) -> None:
-        """Under DDP, give every process the first process's set-up."""
+    def _broadcast(trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Under DDP, give every process the first process's set-up (module and teacher)."""
         if trainer.world_size == 1:
             return
+        module = pl_module.module
         module.load_state_dict(trainer.strategy.broadcast(module.state_dict(), src=0))
-        teacher = {name: getattr(module, name) for name in NEIGHBOR_TEACHER}
-        for name, value in trainer.strategy.broadcast(teacher, src=0).items():
-            setattr(module, name, value)
+        if getattr(pl_module, "teacher", None) is not None:
+            pl_module.teacher = trainer.strategy.broadcast(pl_module.teacher, src=0)
