@@ -89,14 +89,17 @@ def test_save_load_round_trip_keeps_intervals(model, query, tmp_path):
     np.testing.assert_array_equal(model.get_novelty(rna), loaded.get_novelty(rna))
 
 
-def test_models_saved_without_calibration_load_and_say_how_to_calibrate(query):
-    reference = sct.SCTRANSLATOR.load_pretrained("pbmc")  # saved before calibration existed
+def test_the_shipped_reference_gives_intervals(query):
+    reference = sct.SCTRANSLATOR.load_pretrained("pbmc")  # calibrated on its validation cells
     rna = query[0]["rna"]
-    assert reference.predict_protein(rna).notna().all().all()
-    with pytest.raises(ValueError, match=r"model\.calibrate\(paired_mdata\)"):
-        reference.predict_protein_interval(rna)
-    with pytest.raises(ValueError, match="load the model with its training data"):
-        reference.calibrate(query[0])
+    prediction = reference.predict_protein(rna)
+    lower, upper = reference.predict_protein_interval(rna, level=0.8)
+    assert (lower.to_numpy() <= prediction.to_numpy()).all()
+    assert (prediction.to_numpy() <= upper.to_numpy()).all()
+    reference.calibrate(query[0])  # recalibrated on a lab's own paired cells
+    recalibrated = reference.predict_protein_interval(rna, level=0.8)
+    assert not np.allclose(recalibrated[1].to_numpy(), upper.to_numpy())
+    assert (recalibrated[0].to_numpy() <= recalibrated[1].to_numpy()).all()
 
 
 def test_novelty_is_one_for_typical_cells_and_warns_for_novel_ones(model, pbmc, query):
