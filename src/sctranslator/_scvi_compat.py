@@ -2,7 +2,7 @@
 
 scvi-tools has no public way to ask, before a model exists, whether an AnnData or MuData was
 set up with a model class (``BaseModelClass.get_anndata_manager`` needs a model instance).
-``tests/test_scvi_compat.py`` fails loudly when it moves or scvi-tools leaves the tested range.
+``tests/test_layers.py`` fails loudly when it moves or scvi-tools leaves the tested range.
 """
 
 from __future__ import annotations
