@@ -134,6 +134,8 @@ def test_fine_tuning_on_20_cells_with_a_protein_unseen_in_pretraining(reference,
     scvi.settings.seed = 0
     tuned = reference.fine_tune(few, max_epochs=3, interpolation=1.0)
     assert tuned is not reference and tuned.module is not reference.module
+    with pytest.raises(ValueError, match=r"model\.calibrate\(paired_mdata\)"):
+        tuned.predict_protein_interval(held["rna"])  # fine-tuned weights: not calibrated
     for name, value in reference.module.state_dict().items():
         assert torch.equal(value, snapshot[name]), f"reference weight {name} changed"
     new_state = tuned.module.state_dict()
@@ -202,6 +204,15 @@ def test_fine_tuning_interpolates_back_towards_the_reference(reference, p4):
     pd.testing.assert_frame_equal(
         kept.predict_protein(held["rna"], proteins=shared), expected[shared], atol=1e-4, rtol=1e-4
     )
+    # so its intervals are the reference's; new proteins have no calibrated interval
+    for mine, theirs in zip(
+        kept.predict_protein_interval(held["rna"], proteins=shared),
+        reference.predict_protein_interval(held["rna"], proteins=shared),
+        strict=True,
+    ):
+        pd.testing.assert_frame_equal(mine, theirs, atol=1e-4, rtol=1e-4)
+    lower, _ = kept.predict_protein_interval(held["rna"])
+    assert lower[UNSEEN].isna().all().all() and lower[shared].notna().all().all()
     tuned = reference.fine_tune(few.copy(), max_epochs=3, n_folds=2)
     chosen = tuned.fine_tuning_
     assert chosen["interpolation"] in (0.0, 0.25, 0.5, 0.75, 1.0)

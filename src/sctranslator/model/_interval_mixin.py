@@ -75,7 +75,8 @@ class IntervalMixin:
         -------
         ``(lower, upper)``, or ``(prediction, lower, upper)`` with ``return_prediction``:
         DataFrames of cells by proteins on the scale of :meth:`predict_protein`, with
-        ``lower <= prediction <= upper``.
+        ``lower <= prediction <= upper``; NaN for a protein without a calibrated scale (a new
+        protein of a model made by :meth:`fine_tune` at weight 0).
 
         Raises
         ------
@@ -253,7 +254,7 @@ class IntervalMixin:
         scale_all = self.module.calibration.protein_scale.cpu().numpy()
         registered = list(self._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY))
         registered_ids = list(self.module.protein_ids.cpu().numpy())
-        scale = np.full(len(names), np.median(scale_all))
+        scale = np.full(len(names), np.nanmedian(scale_all))
         for i, (name, token_id) in enumerate(zip(names, protein_ids, strict=True)):
             if name in registered:
                 scale[i] = scale_all[registered.index(name)]

@@ -156,22 +156,10 @@ class TransferMixin:
             reference.vocabulary.lookup_genes(protein_coding_genes(token))
             for token in model.vocabulary.tokens[known:]
         ]
-        reference_proteins = list(reference._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY))
-        reference_tokens = reference.module.protein_ids.tolist()
-        positions = [
-            reference_proteins.index(name)
-            if name in reference_proteins
-            else reference_tokens.index(token)
-            if token in reference_tokens
-            else -1
-            for name, token in zip(
-                model._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY),
-                model.module.protein_ids.tolist(),
-                strict=True,
-            )
-        ]
         model.module.transfer_from(
-            reference.module, [ids[ids != UNKNOWN] for ids in sources], positions
+            reference.module,
+            [ids[ids != UNKNOWN] for ids in sources],
+            reference_positions(model, reference),
         )
         logger.info(
             "Transferred %s: %d tokens shared, %d new (%s).",
@@ -204,7 +192,10 @@ class TransferMixin:
         reference-mapping read-out (:meth:`train`) is kept, for the proteins it knows, in the
         cross-validated models and in the result. The chosen ``w``
         and the scores are in ``model.fine_tuning_``; :attr:`protein_reliability` is the
-        out-of-fold Pearson of each protein at that ``w``. This model is not changed.
+        out-of-fold Pearson of each protein at that ``w``. At ``w = 0`` the model predicts the
+        proteins this model knows as this model does, so it keeps this model's calibrated
+        intervals (:meth:`predict_protein_interval`; NaN for new proteins); otherwise, calibrate
+        it on other paired cells (:meth:`calibrate`). This model is not changed.
 
         Parameters
         ----------
@@ -258,6 +249,12 @@ class TransferMixin:
             )
         model, start = fit(None)
         interpolate_parameters(model.module, start, float(interpolation))
+        if float(interpolation) == 0 and model.module.normalize_protein is (
+            self.module.normalize_protein
+        ):  # the reference's predictions of the proteins it knows: its intervals hold
+            model.module.calibration.copy_from(
+                self.module.calibration, reference_positions(model, self)
+            )
         model.fine_tuning_ = {"interpolation": float(interpolation), "cv_scores": scores}
         if reliability is not None:  # out-of-fold Pearson: the few cells' held-out estimate
             names = model._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY)
@@ -265,3 +262,20 @@ class TransferMixin:
                 str(n): float(r) for n, r in zip(names, reliability, strict=True) if np.isfinite(r)
             }
         return model
+
+
+def reference_positions(model, reference) -> list[int]:
+    """Position among ``reference``'s registered proteins of each of ``model``'s (``-1``: none).
+
+    Proteins are matched by name, then by token.
+    """
+    names = list(reference._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY))
+    tokens = reference.module.protein_ids.tolist()
+    return [
+        names.index(name) if name in names else tokens.index(token) if token in tokens else -1
+        for name, token in zip(
+            model._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY),
+            model.module.protein_ids.tolist(),
+            strict=True,
+        )
+    ]

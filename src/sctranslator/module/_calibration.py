@@ -39,6 +39,22 @@ class Calibration(nn.Module):
         """Whether :meth:`fit` has set the conformal scores."""
         return self.scores is not None
 
+    @torch.no_grad()
+    def copy_from(self, other: Calibration, positions: list[int]) -> None:
+        """Take ``other``'s calibration, for a module whose predictions equal ``other``'s.
+
+        Protein ``j`` gets the scale of ``other``'s protein ``positions[j]``; ``-1`` (a protein
+        ``other`` does not predict) gets NaN: no calibrated interval.
+        """
+        if not other.fitted:
+            self.clear()
+            return
+        for name in CALIBRATION:
+            setattr(self, name, getattr(other, name).clone())
+        index = torch.as_tensor(positions, device=other.protein_scale.device)
+        scale = other.protein_scale[index.clamp_min(0)]
+        self.protein_scale = torch.where(index >= 0, scale, torch.nan)
+
     def clear(self) -> None:
         """Remove the calibration."""
         for name in CALIBRATION:
