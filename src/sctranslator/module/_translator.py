@@ -203,7 +203,12 @@ class TranslatorModule(WeightsMixin, BaseModuleClass):
         expressed = values > 0
         width = int(expressed.sum(1).max().clamp(1, self.max_genes))
         rank_by = torch.where(expressed, values * self.gene_weight[gene_ids], -torch.inf)
-        keep = torch.sort(rank_by, dim=1, descending=True, stable=True).indices[:, :width]
+        # One exact int64 key per gene, the float's bits (ordered like the floats, as these are
+        # >= 0 or -inf) and then the lower token id: its top `width` are those of a stable sort,
+        # found without sorting every gene.
+        first = torch.arange(len(gene_ids) - 1, -1, -1, device=values.device)
+        key = (rank_by.float().view(torch.int32).long() << 32) | first
+        keep = torch.topk(key, width, dim=1).indices
         present = expressed.gather(1, keep)
         return gene_ids[keep], torch.where(present, values.gather(1, keep), 0.0), present
 
@@ -339,11 +344,7 @@ class TranslatorModule(WeightsMixin, BaseModuleClass):
         self, protein: torch.Tensor, z: torch.Tensor, protein_ids: torch.Tensor
     ) -> torch.Tensor:
         """Blend ``protein`` with the kernel regression of the training cells' proteins on z."""
-        # Exact distances (not the matrix-product shortcut), so that a cell's read-out does not
-        # move with rounding when other cells of its batch change.
-        distance = torch.cdist(
-            z, self.mapping_anchors, compute_mode="donot_use_mm_for_euclid_dist"
-        )
+        distance = torch.cdist(z, self.mapping_anchors)
         kernel = torch.exp(-self.mapping_gamma * distance**2)
         match = protein_ids[:, None] == self.mapping_protein_ids[None, :]
         column = match.float().argmax(1)
