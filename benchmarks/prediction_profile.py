@@ -28,10 +28,9 @@ import numpy as np
 import pandas as pd
 import scvi
 import torch
+from accuracy import MODALITIES
 
 import sctranslator as sct
-
-MODALITIES = {"rna_layer": "rna", "protein_layer": "prot"}
 
 
 def _cpu_rate(n_cells: int, predict) -> float:
@@ -94,7 +93,7 @@ def main() -> None:
         rna_layer="counts",
         protein_layer="counts",
         batch_key="batch",
-        modalities={"rna_layer": "rna", "protein_layer": "prot"},
+        modalities=MODALITIES,
     )
     totalvi = scvi.model.TOTALVI(totalvi_data)
     totalvi.train(max_epochs=args.epochs, enable_progress_bar=False)  # fast: every cell

@@ -16,7 +16,7 @@ from scvi import REGISTRY_KEYS, settings
 from sctranslator.data import get_matrix, get_modality
 from sctranslator.module._calibration import Calibration
 
-from ._model_utils import protein_names
+from ._model_utils import protein_names, registered_positions, sample_rows
 
 if TYPE_CHECKING:
     from ._prediction_mixin import _Query
@@ -219,22 +219,13 @@ class IntervalMixin:
         self, query: _Query, measured: torch.Tensor, anchors: torch.Tensor
     ) -> None:
         """Fit :class:`~sctranslator.module._calibration.Calibration` on the cells of ``query``."""
-        protein_ids = self.module.protein_ids.cpu().numpy()
-        latents, predictions = [], []
-        for encoded, predicted in self._predicted_blocks(query, protein_ids, None, None, False):
-            latents.append(encoded["z"])
-            predictions.append(predicted)
+        z, predicted = self._latents_and_predictions(query)
         generator = torch.Generator().manual_seed(settings.seed or 0)  # seed may be unset
-        self.module.calibration.fit(
-            torch.cat(latents), torch.cat(predictions), measured, anchors, generator
-        )
+        self.module.calibration.fit(z, predicted, measured, anchors, generator)
 
     def _training_anchors(self) -> torch.Tensor:
         """Latent representations of (at most ``MAX_ANCHORS``) training cells."""
-        rows = np.sort(np.asarray(self.train_indices))
-        if len(rows) > MAX_ANCHORS:
-            rng = np.random.default_rng(settings.seed)
-            rows = np.sort(rng.choice(rows, MAX_ANCHORS, replace=False))
+        rows = sample_rows(self.train_indices, MAX_ANCHORS)
         return torch.as_tensor(self.get_latent_representation(indices=rows), device=self.device)
 
     def _fitted_calibration(self) -> Calibration:
@@ -252,14 +243,8 @@ class IntervalMixin:
     def _interval_scale(self, names: Sequence[str], protein_ids: np.ndarray) -> np.ndarray:
         """Calibrated scale of each requested protein; the median scale for the others."""
         scale_all = self.module.calibration.protein_scale.cpu().numpy()
-        registered = list(self._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY))
-        registered_ids = list(self.module.protein_ids.cpu().numpy())
-        scale = np.full(len(names), np.nanmedian(scale_all))
-        for i, (name, token_id) in enumerate(zip(names, protein_ids, strict=True)):
-            if name in registered:
-                scale[i] = scale_all[registered.index(name)]
-            elif token_id in registered_ids:
-                scale[i] = scale_all[registered_ids.index(token_id)]
+        positions = registered_positions(self, names, protein_ids)
+        scale = np.where(positions >= 0, scale_all[positions.clip(0)], np.nanmedian(scale_all))
         return scale.astype(np.float32)
 
     def _warn_if_novel(self, novelty: np.ndarray) -> None:

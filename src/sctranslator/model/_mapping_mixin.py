@@ -1,4 +1,4 @@
-"""Fitting the opt-in reference-mapping read-out after training."""
+"""Fitting the reference-mapping read-out after training."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ import logging
 
 import numpy as np
 import torch
-from scvi import REGISTRY_KEYS, settings
 
 from ._card import held_out_pearson
-from ._model_utils import registered_proteins
+from ._model_utils import registered_proteins, sample_rows
 
 logger = logging.getLogger(__name__)
 
@@ -24,18 +23,10 @@ class ReferenceMappingMixin:
     @torch.no_grad()  # not inference mode: tl.interactions takes gradients through the read-out
     def _fit_reference_mapping(self, max_anchors: int = 2048) -> None:
         """Choose and set the reference-mapping read-out on the validation cells."""
-        train = np.sort(np.asarray(self.train_indices))
-        validation = np.sort(
-            np.asarray(self.validation_indices if self.validation_indices is not None else [])
-        )
-        if len(validation) < 3:
+        if self.validation_indices is None or len(self.validation_indices) < 3:
             return
-        if len(validation) > max_anchors:
-            validation = np.sort(
-                np.random.default_rng(settings.seed).choice(validation, max_anchors, False)
-            )
-        if len(train) > max_anchors:
-            train = np.sort(np.random.default_rng(settings.seed).choice(train, max_anchors, False))
+        validation = sample_rows(self.validation_indices, max_anchors)
+        train = sample_rows(self.train_indices, max_anchors)
         targets = self._standardized_proteins(train)
         keep = ~targets.isnan().all(1)
         train, targets = train[keep.cpu().numpy()], targets[keep]
@@ -44,9 +35,8 @@ class ReferenceMappingMixin:
             self.get_latent_representation(indices=train), device=self.device
         )
         self.module.eval()
-        encoded = self.module.inference(self._validation_counts(validation))  # encoded once
-        z = encoded["z"]
-        network = self.module.generative(encoded["context"])["protein"].cpu().numpy()
+        z, network = self._latents_and_predictions(self._query(None, validation))
+        network = network.cpu().numpy()
         squared = torch.cdist(anchors, anchors) ** 2
         median = float(squared[squared > 0].median())
         query_squared = torch.cdist(z, anchors) ** 2
@@ -79,8 +69,3 @@ class ReferenceMappingMixin:
             best[0],
             blend,
         )
-
-    def _validation_counts(self, rows: np.ndarray) -> torch.Tensor:
-        counts = self.adata_manager.get_from_registry(REGISTRY_KEYS.X_KEY)[rows]
-        counts = counts.toarray() if hasattr(counts, "toarray") else np.asarray(counts)
-        return torch.as_tensor(counts, dtype=torch.float32, device=self.device)

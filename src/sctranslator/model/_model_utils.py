@@ -8,7 +8,7 @@ import torch
 from anndata import AnnData
 from lightning.pytorch.strategies import DDPStrategy, Strategy
 from mudata import MuData
-from scvi import REGISTRY_KEYS
+from scvi import REGISTRY_KEYS, settings
 
 from sctranslator.data import check_unique, check_values, get_modality
 from sctranslator.data._validate import iter_row_chunks
@@ -61,6 +61,35 @@ def registered_proteins(model, rows: np.ndarray) -> tuple[torch.Tensor, torch.Te
         torch.as_tensor(block, dtype=torch.float32, device=device),
         torch.as_tensor(batches.astype(np.int64), device=device),
     )
+
+
+def registered_positions(model, names, token_ids) -> np.ndarray:
+    """Position of each protein among ``model``'s registered proteins (``-1``: none).
+
+    Proteins are matched by name, then by token id.
+    """
+    by_name, by_token = {}, {}
+    registered = model._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY)
+    for j, (name, token) in enumerate(
+        zip(registered, model.module.protein_ids.tolist(), strict=True)
+    ):
+        by_name.setdefault(str(name), j)
+        by_token.setdefault(int(token), j)
+    return np.array(
+        [
+            by_name.get(str(name), by_token.get(int(token), -1))
+            for name, token in zip(names, token_ids, strict=True)
+        ],
+        dtype=np.int64,
+    )
+
+
+def sample_rows(rows, n: int) -> np.ndarray:
+    """``rows`` sorted, or a sorted draw of ``n`` of them (``scvi.settings.seed``) when more."""
+    rows = np.sort(np.asarray(rows))
+    if len(rows) > n:
+        rows = np.sort(np.random.default_rng(settings.seed).choice(rows, n, replace=False))
+    return rows
 
 
 def measured_proteins(model, rows: np.ndarray) -> np.ndarray:

@@ -21,6 +21,8 @@ from sctranslator.data._panels import allows_missing_genes
 from sctranslator.data._vocabulary import UNKNOWN, report_unknown
 from sctranslator.data._writer import check_output_path, write_blocks
 
+from ._model_utils import registered_positions
+
 # Proteins read out per pass, so that memory is bounded for any number of proteins.
 _PROTEIN_CHUNK = 512
 # Methods of get_gene_attributions.
@@ -120,6 +122,15 @@ class PredictionMixin:
                 f"{len(unknown)} proteins are not in the model's vocabulary: {unknown[:5]}."
             )
         return names, protein_ids
+
+    def _latents_and_predictions(self, query: _Query) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cell tokens ``z`` and standardised predictions of the registered proteins."""
+        protein_ids = self.module.protein_ids.cpu().numpy()
+        blocks = list(self._predicted_blocks(query, protein_ids, None, None, False))
+        return (
+            torch.cat([encoded["z"] for encoded, _ in blocks]),
+            torch.cat([predicted for _, predicted in blocks]),
+        )
 
     def _predicted_blocks(
         self,
@@ -330,20 +341,12 @@ class PredictionMixin:
         self, names: Sequence[str], protein_ids: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Training mean and std of each requested protein, matched by name, then by token."""
-        registered = list(self._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY))
-        registered_ids = list(self.module.protein_ids.cpu().numpy())
-        mean_all = self.module.protein_mean.cpu().numpy()
-        std_all = self.module.protein_std.cpu().numpy()
-        mean, std, unscaled = np.zeros(len(names)), np.ones(len(names)), []
-        for i, (name, token_id) in enumerate(zip(names, protein_ids, strict=True)):
-            if name in registered:
-                j = registered.index(name)
-            elif token_id in registered_ids:
-                j = registered_ids.index(token_id)
-            else:
-                unscaled.append(name)
-                continue
-            mean[i], std[i] = mean_all[j], std_all[j]
+        positions = registered_positions(self, names, protein_ids)
+        known = positions >= 0
+        mean, std = np.zeros(len(names)), np.ones(len(names))
+        mean[known] = self.module.protein_mean.cpu().numpy()[positions[known]]
+        std[known] = self.module.protein_std.cpu().numpy()[positions[known]]
+        unscaled = [name for name, k in zip(names, known, strict=True) if not k]
         if unscaled:
             warnings.warn(
                 f"{len(unscaled)} proteins were not measured in training (e.g. {unscaled[:3]}); "

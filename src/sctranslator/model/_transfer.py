@@ -16,7 +16,7 @@ from sctranslator._scvi_compat import setup_manager
 from sctranslator.data._vocabulary import UNKNOWN, protein_coding_genes
 
 from ._fine_tune import choose_interpolation, interpolate_parameters, starting_parameters
-from ._model_utils import protein_names, rna_modality
+from ._model_utils import protein_names, registered_positions, rna_modality
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ class TransferMixin:
         model.module.transfer_from(
             reference.module,
             [ids[ids != UNKNOWN] for ids in sources],
-            reference_positions(model, reference),
+            reference_positions(model, reference).tolist(),
         )
         logger.info(
             "Transferred %s: %d tokens shared, %d new (%s).",
@@ -238,8 +238,7 @@ class TransferMixin:
                 indexing = [rows, np.array([], dtype=int), rest]
                 split = {"datasplitter_kwargs": {"external_indexing": indexing}}
             model.train(max_epochs=max_epochs, train_size=1.0, **split, **train_kwargs)
-            if model.module.normalize_protein is self.module.normalize_protein:
-                model.module.copy_reference_mapping(self.module)  # same protein scale
+            model.module.copy_reference_mapping(self.module)  # same normalisation and scale
             return model, start
 
         scores, reliability = {}, None
@@ -249,12 +248,9 @@ class TransferMixin:
             )
         model, start = fit(None)
         interpolate_parameters(model.module, start, float(interpolation))
-        if float(interpolation) == 0 and model.module.normalize_protein is (
-            self.module.normalize_protein
-        ):  # the reference's predictions of the proteins it knows: its intervals hold
-            model.module.calibration.copy_from(
-                self.module.calibration, reference_positions(model, self)
-            )
+        if float(interpolation) == 0:  # this model's predictions of its proteins: its intervals
+            positions = reference_positions(model, self).tolist()
+            model.module.calibration.copy_from(self.module.calibration, positions)
         model.fine_tuning_ = {"interpolation": float(interpolation), "cv_scores": scores}
         if reliability is not None:  # out-of-fold Pearson: the few cells' held-out estimate
             names = model._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY)
@@ -264,18 +260,7 @@ class TransferMixin:
         return model
 
 
-def reference_positions(model, reference) -> list[int]:
-    """Position among ``reference``'s registered proteins of each of ``model``'s (``-1``: none).
-
-    Proteins are matched by name, then by token.
-    """
-    names = list(reference._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY))
-    tokens = reference.module.protein_ids.tolist()
-    return [
-        names.index(name) if name in names else tokens.index(token) if token in tokens else -1
-        for name, token in zip(
-            model._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY),
-            model.module.protein_ids.tolist(),
-            strict=True,
-        )
-    ]
+def reference_positions(model, reference) -> np.ndarray:
+    """Position among ``reference``'s registered proteins of each of ``model``'s (``-1``: none)."""
+    names = model._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY)
+    return registered_positions(reference, names, model.module.protein_ids.tolist())
