@@ -181,7 +181,7 @@ class IntervalMixin:
         """
         self._check_if_trained(warn=False)
         if self.adata is not None and self.train_indices is not None:
-            anchors = self._training_anchors()
+            anchors = self._training_anchors()[1]
         elif self.module.calibration.anchors is not None:
             anchors = self.module.calibration.anchors
         else:
@@ -201,10 +201,14 @@ class IntervalMixin:
 
     # ------------------------------------------------------------------------- internals
     @torch.no_grad()  # not inference mode: the buffers set here are restored in place
-    def _calibrate_on_validation_cells(self) -> None:
-        """Calibrate on the validation cells of the last training, or clear the calibration."""
+    def _calibrate_on_validation_cells(self, anchors: torch.Tensor | None) -> None:
+        """Calibrate on the validation cells of the last training, or clear the calibration.
+
+        ``anchors`` are the training cells' latents (:meth:`_training_anchors`); ``None``
+        when there are no validation cells.
+        """
         self.module.calibration.clear()
-        if self.validation_indices is None or len(self.validation_indices) == 0:
+        if anchors is None:
             return
         rows = np.sort(np.asarray(self.validation_indices))
         measured = self._standardized_proteins(rows)
@@ -212,7 +216,7 @@ class IntervalMixin:
         if int(keep.sum()) < MIN_CALIBRATION_CELLS:
             return
         rows = rows[keep.cpu().numpy()]
-        self._fit_calibration(self._query(None, rows), measured[keep], self._training_anchors())
+        self._fit_calibration(self._query(None, rows), measured[keep], anchors)
 
     @torch.no_grad()  # not inference mode: the buffers set here are restored in place
     def _fit_calibration(
@@ -223,10 +227,11 @@ class IntervalMixin:
         generator = torch.Generator().manual_seed(settings.seed or 0)  # seed may be unset
         self.module.calibration.fit(z, predicted, measured, anchors, generator)
 
-    def _training_anchors(self) -> torch.Tensor:
-        """Latent representations of (at most ``MAX_ANCHORS``) training cells."""
+    def _training_anchors(self) -> tuple[np.ndarray, torch.Tensor]:
+        """Rows and latent representations of (at most ``MAX_ANCHORS``) training cells."""
         rows = sample_rows(self.train_indices, MAX_ANCHORS)
-        return torch.as_tensor(self.get_latent_representation(indices=rows), device=self.device)
+        latents = self.get_latent_representation(indices=rows)
+        return rows, torch.as_tensor(latents, device=self.device)
 
     def _fitted_calibration(self) -> Calibration:
         calibration = self.module.calibration

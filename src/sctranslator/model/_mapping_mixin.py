@@ -21,19 +21,21 @@ class ReferenceMappingMixin:
         return self.module.standardized_target(*registered_proteins(self, rows))
 
     @torch.no_grad()  # not inference mode: tl.interactions takes gradients through the read-out
-    def _fit_reference_mapping(self, max_anchors: int = 2048) -> None:
-        """Choose and set the reference-mapping read-out on the validation cells."""
+    def _fit_reference_mapping(
+        self, train: np.ndarray, latents: torch.Tensor, max_validation: int = 2048
+    ) -> None:
+        """Choose and set the reference-mapping read-out on the validation cells.
+
+        ``train`` and ``latents`` are training rows and their cell tokens
+        (:meth:`_training_anchors`); those with a measured protein are the anchors.
+        """
         if self.validation_indices is None or len(self.validation_indices) < 3:
             return
-        validation = sample_rows(self.validation_indices, max_anchors)
-        train = sample_rows(self.train_indices, max_anchors)
+        validation = sample_rows(self.validation_indices, max_validation)
         targets = self._standardized_proteins(train)
         keep = ~targets.isnan().all(1)
-        train, targets = train[keep.cpu().numpy()], targets[keep]
+        anchors, targets = latents[keep.to(latents.device)], targets[keep]
         measured = self._standardized_proteins(validation).cpu().numpy()
-        anchors = torch.as_tensor(
-            self.get_latent_representation(indices=train), device=self.device
-        )
         self.module.eval()
         z, network = self._latents_and_predictions(self._query(None, validation))
         network = network.cpu().numpy()

@@ -503,9 +503,11 @@ class SCTRANSLATOR(
             datasplitter_kwargs=datasplitter_kwargs,
             **trainer_kwargs,
         )
-        if reference_mapping:
-            self._fit_reference_mapping()
-        self._calibrate_on_validation_cells()
+        held_out = self.validation_indices is not None and len(self.validation_indices) > 0
+        rows, anchors = self._training_anchors() if held_out else (None, None)  # encoded once
+        if reference_mapping and held_out:
+            self._fit_reference_mapping(rows, anchors)
+        self._calibrate_on_validation_cells(anchors)
         self._score_validation_cells()
 
     def _registered_names(self, registry_key: str) -> np.ndarray:
