@@ -1,7 +1,7 @@
 import pytest
 import scvi
 import torch
-from helpers import batch, setup
+from helpers import batch, build, setup, write_sources
 
 import sctranslator as sct
 
@@ -24,3 +24,15 @@ def trained(pbmc):
     model = sct.SCTRANSLATOR(train, n_hidden=32, max_genes=96)
     model.train(max_epochs=3, enable_progress_bar=False)
     return model
+
+
+@pytest.fixture(scope="session")
+def sources(pbmc, tmp_path_factory):
+    """Three input files with different panels (see ``helpers.write_sources``)."""
+    return write_sources(pbmc, tmp_path_factory.mktemp("inputs"))
+
+
+@pytest.fixture(scope="session")
+def store(sources, tmp_path_factory):
+    """The three inputs ingested into one cell store (read-only in the tests)."""
+    return build(sources, tmp_path_factory.mktemp("store") / "atlas.soma")

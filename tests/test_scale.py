@@ -1,7 +1,4 @@
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import anndata as ad
@@ -12,12 +9,10 @@ import pytest
 import scipy.sparse as sp
 import scvi
 import torch
-from helpers import batch, setup
+from helpers import batch, run_ddp_script, setup
 
 import sctranslator as sct
 from sctranslator.data._writer import write_blocks
-
-TESTS = Path(__file__).parent
 
 
 def _rna_h5ad(mdata, path: Path, with_proteins: bool = False) -> Path:
@@ -37,16 +32,7 @@ def _rna_h5ad(mdata, path: Path, with_proteins: bool = False) -> Path:
 def test_ddp_two_cpu_processes_learn_like_one(tmp_path):
     from ddp_train import train_and_score
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(TESTS)}
-    result = subprocess.run(
-        [sys.executable, str(TESTS / "ddp_train.py"), str(tmp_path), "2", "10"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_ddp_script("ddp_train.py", str(tmp_path), "2", "10", cwd=tmp_path)
     two = json.loads((tmp_path / "summary_2.json").read_text())
     one = train_and_score(1, 10, tmp_path / "logs_1")
     print(f"1 process: {one}\n2 processes: {two}")

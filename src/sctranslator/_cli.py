@@ -1,4 +1,4 @@
-"""Command line: ``sctranslator demo``, ``sctranslator predict`` and ``sctranslator train``.
+"""Command line: ``sctranslator demo``, ``predict``, ``ingest`` and ``train``.
 
 Errors in the user's input (a missing file, a file without RNA, an existing output, a bad
 configuration) are printed to stderr as one line starting with ``sctranslator: error:`` and
@@ -14,7 +14,7 @@ from pathlib import Path
 
 _USER_ERRORS = (OSError, KeyError, ValueError, TypeError)
 _INPUT_SUFFIXES = (".h5ad", ".h5mu")
-_CONFIG_KEYS = {"input", "output", "setup", "model", "train", "backed", "seed"}
+_CONFIG_KEYS = {"input", "output", "store", "setup", "model", "train", "backed", "seed"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,11 +103,15 @@ def _parser() -> argparse.ArgumentParser:
         "train",
         help="Train a model from a JSON or YAML configuration and save it.",
         description="Train a model. The configuration (JSON, or YAML with a .yaml/.yml suffix) "
-        "has the keys 'input' (.h5mu or .h5ad), 'output' (model folder), 'setup' (arguments of "
-        "setup_mudata for .h5mu, setup_anndata for .h5ad), and optionally 'model' (arguments of "
-        "SCTRANSLATOR), 'train' (arguments of SCTRANSLATOR.train, e.g. strategy='ddp'), "
-        "'backed' (open the input backed) and 'seed'. Relative paths are relative to the "
-        "configuration file.",
+        "has the keys 'input' (an .h5mu or .h5ad file; a list of them, with different panels; "
+        "or a cell store folder written by 'sctranslator ingest'), 'output' (model folder), "
+        "'setup' (arguments of setup_mudata for .h5mu, setup_anndata for .h5ad; not for a "
+        "store), and "
+        "optionally 'store' (where a list of inputs is ingested first: required under DDP, "
+        "otherwise a temporary store), 'model' (arguments of SCTRANSLATOR), 'train' "
+        "(arguments of SCTRANSLATOR.train, e.g. strategy='ddp', ckpt_path), 'backed' (open a "
+        "single input backed) and 'seed'. Relative paths are relative to the configuration "
+        "file.",
     )
     train.add_argument("--config", required=True, help="JSON or YAML configuration file")
     train.add_argument(
@@ -116,6 +120,19 @@ def _parser() -> argparse.ArgumentParser:
         help="replace the model files of an existing output folder",
     )
     train.set_defaults(run=_run_train)
+
+    ingest = commands.add_parser(
+        "ingest",
+        help="Write .h5ad/.h5mu files with different panels into one cell store (TileDB-SOMA).",
+        description="Write the configuration's 'input' files into the cell store 'store', one "
+        "file at a time, with the configuration's 'setup' (as for 'train'). The store is "
+        "written to a temporary folder that replaces it at the end, so an error leaves it as "
+        "it was. 'sctranslator train' then takes the store as its 'input'.",
+    )
+    ingest.add_argument("--config", required=True, help="JSON or YAML configuration file")
+    ingest.add_argument("--append", action="store_true", help="add the inputs to the store")
+    ingest.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    ingest.set_defaults(run=_run_ingest)
     return parser
 
 
@@ -175,7 +192,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_config(path: Path) -> dict:
+def _load_config(path: Path, required: set[str]) -> dict:
     text = path.read_text()
     if path.suffix in (".yaml", ".yml"):
         import yaml
@@ -189,7 +206,7 @@ def _load_config(path: Path) -> dict:
     if not isinstance(config, dict):
         raise ValueError(f"Configuration {str(path)!r} must be a mapping of keys to values.")
     unknown = set(config) - _CONFIG_KEYS
-    missing = {"input", "output", "setup"} - set(config)
+    missing = required - set(config)
     if unknown:
         raise ValueError(
             f"Unknown configuration keys {sorted(unknown)}; allowed: {sorted(_CONFIG_KEYS)}."
@@ -199,28 +216,107 @@ def _load_config(path: Path) -> dict:
     return config
 
 
-def _run_train(args: argparse.Namespace) -> int:
-    config_path = Path(args.config)
+def _config(path: str, required: set[str]) -> tuple[Path, dict]:
+    config_path = Path(path)
     if not config_path.is_file():
         raise FileNotFoundError(f"Configuration file {str(config_path)!r} does not exist.")
-    config = _load_config(config_path)
-    source = _existing_file(config_path.parent / config["input"], "Input file")
+    return config_path, _load_config(config_path, required)
+
+
+def _inputs(config_path: Path, config: dict) -> list[Path]:
+    """Return the input files (one or a list), relative to the configuration file."""
+    inputs = config["input"] if isinstance(config["input"], list) else [config["input"]]
+    if not inputs:
+        raise ValueError("'input' is an empty list; give .h5ad/.h5mu files or a cell store.")
+    return [_existing_file(config_path.parent / path, "Input file") for path in inputs]
+
+
+def _run_ingest(args: argparse.Namespace) -> int:
+    from sctranslator.data import CellStore, ingest
+
+    config_path, config = _config(args.config, {"input", "store", "setup"})
+    store = ingest(
+        _inputs(config_path, config),
+        config_path.parent / config["store"],
+        setup=config["setup"],
+        append=args.append,
+        overwrite=args.overwrite,
+    )
+    print(f"Wrote {CellStore(store)!r}.")
+    return 0
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    config_path, config = _config(args.config, {"input", "output"})
     output = config_path.parent / config["output"]
     if output.exists() and not args.overwrite:
         raise FileExistsError(
             f"{output} already exists; pass --overwrite to replace its model files."
         )
+    source = config_path.parent / config["input"] if isinstance(config["input"], str) else None
+    if source is not None and source.is_dir():
+        return _train_and_save(args, config, output, _open_store(source))
+    if "setup" not in config:  # a store knows its layout; files need it
+        raise ValueError(f"Configuration {str(config_path)!r} lacks the key 'setup'.")
+    if isinstance(config["input"], list):
+        return _train_on_files(args, config_path, config, output)
 
     import scvi
 
     from sctranslator.model import SCTRANSLATOR
 
+    source = _existing_file(source, "Input file")
     scvi.settings.seed = config.get("seed", 0)
     data = _read(source, backed=bool(config.get("backed", False)))
     if source.suffix == ".h5mu":
         SCTRANSLATOR.setup_mudata(data, **config["setup"])
     else:
         SCTRANSLATOR.setup_anndata(data, **config["setup"])
+    return _train_and_save(args, config, output, data)
+
+
+def _open_store(path: Path):
+    from sctranslator.data import CellStore
+
+    return CellStore(path)
+
+
+def _train_on_files(args, config_path: Path, config: dict, output: Path) -> int:
+    """Ingest a list of inputs into the configuration's store (or a temporary one), train."""
+    import os
+    import tempfile
+
+    from sctranslator.data import ingest
+
+    inputs = _inputs(config_path, config)
+    distributed = "ddp" in str((config.get("train") or {}).get("strategy", ""))
+    if "store" not in config:
+        if distributed:
+            raise ValueError(
+                "Under DDP a list of inputs needs the key 'store' (every process reads it); or "
+                "run `sctranslator ingest` first and give the store as 'input'."
+            )
+        with tempfile.TemporaryDirectory(dir=output.parent, prefix=".sctranslator-") as work:
+            store = ingest(inputs, Path(work) / "store", setup=config["setup"])
+            return _train_and_save(args, config, output, _open_store(store))
+    store = config_path.parent / config["store"]
+    first_process = os.environ.get("LOCAL_RANK", "0") == "0"  # the others open its store
+    if first_process and (args.overwrite or not _holds(store, inputs)):
+        ingest(inputs, store, setup=config["setup"], overwrite=args.overwrite)
+    return _train_and_save(args, config, output, _open_store(store))
+
+
+def _holds(store: Path, inputs: list[Path]) -> bool:
+    """Whether ``store`` exists and holds exactly the datasets of ``inputs`` (reused then)."""
+    return store.exists() and set(_open_store(store).datasets) == {p.stem for p in inputs}
+
+
+def _train_and_save(args, config: dict, output: Path, data) -> int:
+    import scvi
+
+    from sctranslator.model import SCTRANSLATOR
+
+    scvi.settings.seed = config.get("seed", 0)
     model = SCTRANSLATOR(data, **config.get("model", {}))
     model.train(**config.get("train", {}))
     if model.trainer.is_global_zero:  # under DDP every process runs this; one saves

@@ -8,7 +8,7 @@ import torch
 from scvi import REGISTRY_KEYS
 
 from ._card import held_out_pearson, noise_flags, render_card
-from ._model_utils import measured_proteins
+from ._model_utils import MAX_HELD_OUT, measured_proteins, sample_rows
 
 
 class ModelCardMixin:
@@ -105,14 +105,14 @@ class ModelCardMixin:
     @torch.inference_mode()
     def _score_validation_cells(self) -> None:
         """Set :attr:`protein_reliability` from the validation cells of the last training."""
-        rows = np.sort(
-            np.asarray(self.validation_indices if self.validation_indices is not None else [])
+        rows = sample_rows(
+            self.validation_indices if self.validation_indices is not None else [], MAX_HELD_OUT
         )
         if len(rows) == 0:
             self.protein_reliability_ = None
             return
         names = self._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY)
-        prediction = self.predict_protein(indices=rows).to_numpy()
+        prediction = self.predict_protein(indices=rows, progress_bar=False).to_numpy()
         measured = measured_proteins(self, rows)
         pearson = held_out_pearson(prediction, measured)
         self.protein_reliability_ = {

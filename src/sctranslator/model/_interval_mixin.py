@@ -16,7 +16,7 @@ from scvi import REGISTRY_KEYS, settings
 from sctranslator.data import get_matrix, get_modality
 from sctranslator.module._calibration import Calibration
 
-from ._model_utils import protein_names, registered_positions, sample_rows
+from ._model_utils import MAX_HELD_OUT, protein_names, registered_positions, sample_rows
 
 if TYPE_CHECKING:
     from ._prediction_mixin import _Query
@@ -180,7 +180,8 @@ class IntervalMixin:
         >>> lower, upper = model.predict_protein_interval(query["rna"])
         """
         self._check_if_trained(warn=False)
-        if self.adata is not None and self.train_indices is not None:
+        has_data = self.adata is not None or self._store is not None
+        if has_data and self.train_indices is not None:
             anchors = self._training_anchors()[1]
         elif self.module.calibration.anchors is not None:
             anchors = self.module.calibration.anchors
@@ -210,7 +211,7 @@ class IntervalMixin:
         self.module.calibration.clear()
         if anchors is None:
             return
-        rows = np.sort(np.asarray(self.validation_indices))
+        rows = sample_rows(self.validation_indices, MAX_HELD_OUT)
         measured = self._standardized_proteins(rows)
         keep = ~measured.isnan().all(1)
         if int(keep.sum()) < MIN_CALIBRATION_CELLS:

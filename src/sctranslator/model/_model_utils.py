@@ -50,12 +50,15 @@ def rna_modality(adata: AnnData | MuData, registry: dict) -> AnnData:
 
 def registered_proteins(model, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """Return the registered protein counts of ``rows`` and their batch indices, as tensors."""
-    manager = model.adata_manager
-    proteins = manager.get_from_registry(REGISTRY_KEYS.PROTEIN_EXP_KEY)
-    proteins = proteins.to_numpy() if isinstance(proteins, pd.DataFrame) else proteins
-    block = proteins[rows]
-    block = block.toarray() if hasattr(block, "toarray") else np.asarray(block)
-    batches = np.asarray(manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY)).ravel()[rows]
+    if model._store is not None:
+        block, batches = model._store_proteins(rows)
+    else:
+        manager = model.adata_manager
+        proteins = manager.get_from_registry(REGISTRY_KEYS.PROTEIN_EXP_KEY)
+        proteins = proteins.to_numpy() if isinstance(proteins, pd.DataFrame) else proteins
+        block = proteins[rows]
+        block = block.toarray() if hasattr(block, "toarray") else np.asarray(block)
+        batches = np.asarray(manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY)).ravel()[rows]
     device = model.module.protein_mean.device
     return (
         torch.as_tensor(block, dtype=torch.float32, device=device),
@@ -82,6 +85,10 @@ def registered_positions(model, names, token_ids) -> np.ndarray:
         ],
         dtype=np.int64,
     )
+
+
+MAX_HELD_OUT = 16384
+"""Most validation cells read after training (calibration, reliability), drawn with the seed."""
 
 
 def sample_rows(rows, n: int) -> np.ndarray:

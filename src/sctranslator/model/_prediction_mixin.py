@@ -22,6 +22,7 @@ from sctranslator.data._vocabulary import UNKNOWN, report_unknown
 from sctranslator.data._writer import check_output_path, write_blocks
 
 from ._model_utils import registered_positions
+from ._store_mixin import StoreQuery
 
 # Proteins read out per pass, so that memory is bounded for any number of proteins.
 _PROTEIN_CHUNK = 512
@@ -187,6 +188,9 @@ class PredictionMixin:
 
     def _query(self, adata: AnnData | MuData | None, indices: Sequence[int] | None) -> _Query:
         """Locate and check the RNA counts of ``adata`` (the registered data if None)."""
+        if adata is None and self._store is not None:
+            rows = np.arange(self._store.n_obs) if indices is None else np.asarray(indices)
+            return StoreQuery(self._store, rows, self.module.gene_ids.cpu().numpy())
         adata = self.adata if adata is None else adata
         if adata is None:
             raise ValueError("The model was loaded without data: pass `adata`.")

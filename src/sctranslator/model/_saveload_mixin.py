@@ -81,6 +81,12 @@ class SaveLoadMixin:
             "attributes": attributes,
         }
 
+        if save_anndata and self.adata is None:
+            raise ValueError(
+                "The model has no AnnData to save (it was loaded without data, or trained on a "
+                "cell store, which stays where it is); save with save_anndata=False."
+            )
+
         def write(folder: Path) -> None:
             write_model(folder, self.module.state_dict(), settings, self.model_card())
             if save_anndata:

@@ -22,6 +22,7 @@ from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
 from scvi.utils import setup_anndata_dsp
 
 from sctranslator.data import (
+    CellStore,
     Vocabulary,
     check_paired,
     get_matrix,
@@ -49,6 +50,7 @@ from ._model_utils import (
 )
 from ._prediction_mixin import PredictionMixin
 from ._saveload_mixin import SaveLoadMixin
+from ._store_mixin import StoreMixin
 from ._transfer import TransferMixin
 
 
@@ -59,6 +61,7 @@ class SCTRANSLATOR(
     ModelCardMixin,
     IntervalMixin,
     ReferenceMappingMixin,
+    StoreMixin,
     UnsupervisedTrainingMixin,
     BaseModelClass,
 ):
@@ -72,7 +75,9 @@ class SCTRANSLATOR(
     Parameters
     ----------
     adata
-        AnnData or MuData registered with :meth:`setup_anndata` or :meth:`setup_mudata`.
+        AnnData or MuData registered with :meth:`setup_anndata` or :meth:`setup_mudata`, or
+        a :class:`~sctranslator.data.CellStore` (datasets with different panels, read from
+        disk during training; no setup needed).
     registry
         A saved registry, to build the model without data (used by :meth:`load`).
     n_hidden
@@ -151,7 +156,7 @@ class SCTRANSLATOR(
 
     def __init__(
         self,
-        adata: AnnData | MuData | None = None,
+        adata: AnnData | MuData | CellStore | None = None,
         registry: dict | None = None,
         n_hidden: int = 64,
         n_heads: int = 4,
@@ -170,6 +175,9 @@ class SCTRANSLATOR(
         freeze: str | Sequence[str] | None = None,
         add_new_genes: bool = True,
     ):
+        self._store = adata if isinstance(adata, CellStore) else None
+        if self._store is not None:
+            adata, registry = None, self._registry_from_store(self._store)
         super().__init__(adata, registry)
         genes = self._registered_names(REGISTRY_KEYS.X_KEY)
         proteins = self._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY)
@@ -419,7 +427,10 @@ class SCTRANSLATOR(
         early stopping off; the validation Pearson is still summed over all processes, so
         best-weight restore sees the whole validation set. ``precision="bf16-mixed"`` trains
         in bfloat16 mixed precision. The registered data may be an AnnData opened backed
-        (``anndata.read_h5ad(path, backed="r")``): minibatches are then read from disk.
+        (``anndata.read_h5ad(path, backed="r")``): minibatches are then read from disk; a
+        model on a :class:`~sctranslator.data.CellStore` reads them from the store
+        (:class:`~sctranslator.data.StoreDataModule`), and ``ckpt_path`` with a Lightning
+        ``ModelCheckpoint`` callback resumes an interrupted training where it stopped.
 
         Parameters
         ----------
@@ -459,7 +470,9 @@ class SCTRANSLATOR(
             ``weight_decay``...), after the model's ``target_smoothing`` and
             ``smoothing_neighbors``.
         datasplitter_kwargs
-            Passed to :class:`~scvi.dataloaders.DataSplitter`.
+            Passed to :class:`~scvi.dataloaders.DataSplitter`, or for a model on a
+            :class:`~sctranslator.data.CellStore` to
+            :class:`~sctranslator.data.StoreDataModule` (``chunk_size``, ``block_size``).
         **trainer_kwargs
             Passed to :class:`~scvi.train.Trainer` (``strategy``, ``precision``...).
 
@@ -491,6 +504,11 @@ class SCTRANSLATOR(
         # An epoch of a few hundred cells has fewer batches than Lightning's default logging
         # interval (10 steps); epoch-level metrics are unaffected.
         trainer_kwargs.setdefault("log_every_n_steps", 1)
+        datamodule = None
+        if self._store is not None:  # read from disk; the split and shuffling are the store's
+            datamodule = self._store_datamodule(
+                train_size, validation_size, batch_size, datasplitter_kwargs
+            )
         super().train(
             max_epochs=max_epochs,
             accelerator=accelerator,
@@ -501,6 +519,7 @@ class SCTRANSLATOR(
             early_stopping=early_stopping and has_validation,
             plan_kwargs={**smoothing, **(plan_kwargs or {})},
             datasplitter_kwargs=datasplitter_kwargs,
+            datamodule=datamodule,
             **trainer_kwargs,
         )
         held_out = self.validation_indices is not None and len(self.validation_indices) > 0

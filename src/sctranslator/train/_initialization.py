@@ -8,7 +8,10 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from scvi import REGISTRY_KEYS, settings
+from scvi.data import AnnDataManager
 from scvi.dataloaders import AnnDataLoader
+
+from sctranslator.data import CellStore
 
 from ._statistics import fit_gene_weights, fit_panel_statistics
 
@@ -63,26 +66,16 @@ class DataInitialization(pl.Callback):
             return
         rows = np.asarray(splitter.train_idx)
         module.clear_reference_mapping()  # refitted after this training by the model
-        fit_panel_statistics(module, splitter.adata_manager, rows, self.max_cells)
+        source = getattr(splitter, "store", None) or splitter.adata_manager
+        fit_panel_statistics(module, source, rows, self.max_cells)
         if bool(module.initialized) and not smoothing:
             self._broadcast(trainer, pl_module)
             return
         if len(rows) > self.max_cells:
             rows = np.random.default_rng(settings.seed).choice(rows, self.max_cells, replace=False)
-        loader = AnnDataLoader(
-            splitter.adata_manager,
-            indices=np.sort(rows),
-            batch_size=len(rows),
-            shuffle=False,
-            data_and_attributes=[
-                REGISTRY_KEYS.X_KEY,
-                REGISTRY_KEYS.PROTEIN_EXP_KEY,
-                REGISTRY_KEYS.BATCH_KEY,
-            ],
-        )
         cells = {
             key: torch.as_tensor(value, dtype=torch.float32, device=module.device)
-            for key, value in next(iter(loader)).items()
+            for key, value in self._read(source, np.sort(rows)).items()
         }
         x = cells[REGISTRY_KEYS.X_KEY]
         target = module.standardized_target(
@@ -95,6 +88,29 @@ class DataInitialization(pl.Callback):
         if smoothing:
             teacher.fit(torch.nan_to_num(module.normalize_rna(x)), target)
         self._broadcast(trainer, pl_module)
+
+    @staticmethod
+    def _read(source: AnnDataManager | CellStore, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """RNA, proteins and batch of ``rows`` of the registered data or of a store."""
+        if isinstance(source, CellStore):
+            values = source.read(rows).dense()
+            return {
+                REGISTRY_KEYS.X_KEY: values["X"],
+                REGISTRY_KEYS.PROTEIN_EXP_KEY: values["proteins"],
+                REGISTRY_KEYS.BATCH_KEY: values["batch"][:, None],
+            }
+        loader = AnnDataLoader(
+            source,
+            indices=rows,
+            batch_size=len(rows),
+            shuffle=False,
+            data_and_attributes=[
+                REGISTRY_KEYS.X_KEY,
+                REGISTRY_KEYS.PROTEIN_EXP_KEY,
+                REGISTRY_KEYS.BATCH_KEY,
+            ],
+        )
+        return next(iter(loader))
 
     @staticmethod
     def _broadcast(trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -12,15 +12,21 @@ import torch
 from scvi import REGISTRY_KEYS, settings
 from scvi.data import AnnDataManager
 
+from sctranslator.data import CellStore
 from sctranslator.module import TranslatorModule
 
 _CHUNK = 8192
 
 
 def _training_blocks(
-    adata_manager: AnnDataManager, rows: np.ndarray
+    adata_manager: AnnDataManager | CellStore, rows: np.ndarray
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield ``(protein counts, batch index)`` of the training ``rows``, in row chunks."""
+    if isinstance(adata_manager, CellStore):
+        for start in range(0, len(rows), _CHUNK):
+            values = adata_manager.read(rows[start : start + _CHUNK], genes=False).dense()
+            yield values["proteins"], values["batch"]
+        return
     proteins = adata_manager.get_from_registry(REGISTRY_KEYS.PROTEIN_EXP_KEY)
     if isinstance(proteins, pd.DataFrame):
         proteins = proteins.to_numpy()
@@ -35,11 +41,14 @@ def _training_blocks(
 @torch.no_grad()
 def fit_panel_statistics(
     module: TranslatorModule,
-    adata_manager: AnnDataManager,
+    adata_manager: AnnDataManager | CellStore,
     rows: np.ndarray,
     max_cells: int = 2048,
 ) -> None:
     """Set the module's panel statistics from the training cells ``rows`` only.
+
+    The cells are read in row chunks from the registered data (``adata_manager``) or from
+    a :class:`~sctranslator.data.CellStore`.
 
     - ``protein_batch_mask``: a protein counts as measured in a batch when it is positive in
       at least one training cell of that batch.
@@ -73,7 +82,11 @@ def fit_panel_statistics(
         count += seen.sum(0)
     never = (count == 0).numpy()
     if never.any():
-        names = adata_manager.get_state_registry(REGISTRY_KEYS.PROTEIN_EXP_KEY).column_names
+        names = (
+            adata_manager.proteins
+            if isinstance(adata_manager, CellStore)
+            else adata_manager.get_state_registry(REGISTRY_KEYS.PROTEIN_EXP_KEY).column_names
+        )
         warnings.warn(
             f"{int(never.sum())} proteins are never measured in the training cells (NaN or all "
             f"zero), e.g. {list(np.asarray(names)[never][:5])}; they are left out of the loss.",

@@ -1,0 +1,108 @@
+"""Training on a cell store: the model's registry and data module, and reads of its cells."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scvi import REGISTRY_KEYS, settings
+
+from sctranslator._scvi_compat import setup_manager
+from sctranslator.data import CellStore, StoreDataModule
+from sctranslator.data._store import PROTEINS_OBSM_KEY
+
+from ._model_utils import sample_rows
+
+# Cells read from a store to lay out the model's registry (genes, proteins and batches come
+# from the store itself, not from these cells).
+_LAYOUT_CELLS = 64
+_READ_BLOCK = 4096
+
+
+class StoreMixin:
+    """Set a model up on a :class:`~sctranslator.data.CellStore` and train it from disk."""
+
+    _store: CellStore | None = None
+
+    @classmethod
+    def _registry_from_store(cls, store: CellStore) -> dict:
+        """Return the registry :meth:`setup_anndata` gives a store's cells, counting all cells.
+
+        A few cells are read into the in-memory layout of :meth:`CellStore.to_anndata` and
+        registered as usual; the registry then counts every cell of the store. Its setup
+        arguments are those of an AnnData with proteins in ``obsm["protein_expression"]``
+        and batches in ``obs["batch"]``.
+        """
+        if store.n_obs == 0:
+            raise ValueError(f"{store.uri} holds no cells.")
+        rows = sample_rows(np.arange(store.n_obs), _LAYOUT_CELLS)
+        layout = store.to_anndata(rows)
+        with warnings.catch_warnings():  # NaN marks unmeasured genes; ingest checked the counts
+            warnings.filterwarnings("ignore", "adata.X does not contain unnormalized count")
+            cls.setup_anndata(
+                layout, protein_expression_obsm_key=PROTEINS_OBSM_KEY, batch_key="batch"
+            )
+        registry = setup_manager(cls, layout).registry
+        registry["field_registries"][REGISTRY_KEYS.X_KEY]["summary_stats"]["n_cells"] = store.n_obs
+        return registry
+
+    def _store_datamodule(
+        self,
+        train_size: float | None,
+        validation_size: float | None,
+        batch_size: int,
+        datasplitter_kwargs: dict | None,
+    ) -> StoreDataModule:
+        return StoreDataModule(
+            self._store,
+            train_size=0.9 if train_size is None else train_size,
+            validation_size=validation_size,
+            batch_size=batch_size,
+            seed=settings.seed or 0,
+            **(datasplitter_kwargs or {}),
+        )
+
+    def _store_proteins(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Protein counts (NaN: unmeasured) and batch codes of the store's ``rows``."""
+        values = self._store.read(rows, genes=False).dense()
+        return values["proteins"], values["batch"]
+
+
+@dataclass
+class StoreQuery:
+    """Cells of a store to predict from, with the interface of a query on an AnnData."""
+
+    store: CellStore
+    rows: np.ndarray
+    gene_ids: np.ndarray
+
+    @property
+    def obs_names(self) -> np.ndarray:
+        """Names of the selected cells."""
+        return self.store.obs_names(self.rows)
+
+    @property
+    def var_names(self) -> np.ndarray:
+        """The store's genes."""
+        return self.store.genes
+
+    @property
+    def columns(self) -> np.ndarray:
+        """All of the store's genes are known to the model trained on it."""
+        return np.arange(len(self.store.genes))
+
+    def batches(self, batch_size: int | None) -> tuple[int, Iterator[torch.Tensor]]:
+        """Return the number of batches and an iterator over their RNA counts."""
+        batch_size = batch_size or settings.batch_size
+        block = max(batch_size, _READ_BLOCK // batch_size * batch_size)
+
+        def iterate() -> Iterator[torch.Tensor]:
+            for start in range(0, len(self.rows), block):
+                cells = self.store.read(self.rows[start : start + block], proteins=False)
+                for first in range(0, len(cells.rows), batch_size):
+                    yield torch.from_numpy(cells.dense(slice(first, first + batch_size))["X"])
+
+        return -(-len(self.rows) // batch_size), iterate()
