@@ -3,11 +3,13 @@
 Two synthetic sparse files of ``--cells`` cells x 2,000 genes each (10 % non-zero) with
 overlapping but different gene panels are read as one collection by:
 
-- TileDB-SOMA (``tiledbsoma.io`` registration of both files in one experiment): random rows,
-  and rows in 16 runs of 64 consecutive cells (the store loader's chunked shuffling);
-- anndata's backed mode on one of the files (the route for a single file): random rows;
-- lamindb's ``MappedCollection`` over the two ``.h5ad`` files (outer join), random rows, when
-  ``lamindb`` is installed (it is not a dependency: ``pip install lamindb``).
+- TileDB-SOMA (``tiledbsoma.io`` registration of both files in one experiment);
+- anndata's backed mode on one of the files (the route for a single file);
+- lamindb's ``MappedCollection`` over the two ``.h5ad`` files (outer join), when ``lamindb``
+  is installed (it is not a dependency: ``pip install lamindb``);
+
+each reading random cells, and 16 runs of 64 consecutive cells (the store loader's chunked
+shuffling).
 
 ``scverse``'s ``annbatch`` needs Python >= 3.12 and is not measured. Each method reads
 ``--repeats`` minibatches of 128 cells (1,024 for the chunked read, reported per 128 cells);
@@ -99,10 +101,12 @@ def main() -> None:
         rows = np.sort(rng.choice(n, 128, replace=False))
         matrix.read(coords=(rows,)).tables().concat()
 
+    def chunked_rows(n_rows: int) -> np.ndarray:
+        starts = rng.choice(n_rows // 64, 16, replace=False) * 64
+        return np.sort(np.concatenate([np.arange(s, s + 64) for s in starts]))
+
     def soma_chunks():
-        starts = rng.choice(n // 64, 16, replace=False) * 64
-        rows = np.sort(np.concatenate([np.arange(s, s + 64) for s in starts]))
-        matrix.read(coords=(rows,)).tables().concat()
+        matrix.read(coords=(chunked_rows(n),)).tables().concat()
 
     results["TileDB-SOMA, 16 runs of 64 cells"] = timed(soma_chunks, args.repeats, per=8)
     results["TileDB-SOMA, random cells"] = timed(soma_random, args.repeats)
@@ -112,6 +116,12 @@ def main() -> None:
     def backed_random():
         backed.X[np.sort(rng.choice(args.cells, 128, replace=False))]
 
+    def backed_chunks():
+        backed.X[chunked_rows(args.cells)]
+
+    results["anndata backed (one file), 16 runs of 64 cells"] = timed(
+        backed_chunks, args.repeats, per=8
+    )
     results["anndata backed (one file), random cells"] = timed(backed_random, args.repeats)
     try:
         from lamindb.core import MappedCollection
@@ -123,6 +133,12 @@ def main() -> None:
         def mapped_random():
             [collection[int(i)] for i in rng.choice(n, 128, replace=False)]
 
+        def mapped_chunks():
+            [collection[int(i)] for i in chunked_rows(n)]
+
+        results["lamindb MappedCollection, 16 runs of 64 cells"] = timed(
+            mapped_chunks, args.repeats, per=8
+        )
         results["lamindb MappedCollection, random cells"] = timed(mapped_random, args.repeats)
 
     baseline = np.mean(results["TileDB-SOMA, 16 runs of 64 cells"])

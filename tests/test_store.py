@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scvi
-from helpers import MUDATA_SETUP, NAN_CELL
+from helpers import MUDATA_SETUP, NAN_CELL, batch
 
 import sctranslator as sct
 from sctranslator._mudata import shared_var_names
@@ -206,7 +206,59 @@ def test_ingest_refuses_bad_inputs_and_names_the_problem(sources, tmp_path):
     duplicated.write_h5ad(tmp_path / "dup.h5ad")
     with pytest.raises(ValueError, match=rf"duplicated gene \(in dup\.h5ad\).*{rna.columns[0]}"):
         ingest([tmp_path / "dup.h5ad"], uri)
+    with pytest.raises(ValueError, match="may not contain ':'"):
+        ingest([sources["p1_0"].path], uri, names=["lab:a"])
+
+    def write(name, genes, values):
+        path = tmp_path / f"{name}.h5ad"
+        cells = pd.DataFrame(index=[f"c{i}" for i in range(len(values))])
+        ad.AnnData(
+            X=np.asarray(values, dtype=np.float32), obs=cells, var=pd.DataFrame(index=genes)
+        ).write_h5ad(path)
+        return path
+
+    clash = write("clash", ["CD4", "cd4", "MS4A1"], [[1, 2, 3], [1, 0, 1]])
+    with pytest.raises(ValueError, match=r"the same gene.*\['CD4', 'cd4'\]"):
+        ingest([clash], uri)
+    with pytest.raises(ValueError, match="no genes"):
+        ingest([write("nogenes", [], np.zeros((2, 0)))], uri)
+    with pytest.raises(ValueError, match="NaN"):
+        ingest([write("nan", ["CD4", "MS4A1"], [[1, np.nan], [1, 2]])], uri)
+    with pytest.raises(ValueError, match="1 cells have no counts"):
+        ingest([write("empty", ["CD4", "MS4A1"], [[0, 0], [1, 2]])], uri)
     assert not uri.exists() and not leftovers(uri)
+
+
+def test_overwrite_replaces_a_store_never_another_folder_or_a_file(sources, tmp_path):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "precious.txt").write_text("keep me")
+    with pytest.raises(FileNotFoundError, match="not a cell store"):
+        ingest([sources["p1_0"].path], folder, overwrite=True)
+    assert (folder / "precious.txt").read_text() == "keep me"
+    a_file = tmp_path / "store.txt"
+    a_file.write_text("keep me too")
+    with pytest.raises(FileExistsError, match="is a file"):
+        ingest([sources["p1_0"].path], a_file, overwrite=True)
+    assert a_file.read_text() == "keep me too"
+
+
+def test_a_named_protein_location_the_file_lacks_warns(sources, tmp_path):
+    with pytest.warns(UserWarning, match=r"no obsm\['proteins'\]: its cells are ingested as RNA"):
+        setup = {"protein_expression_obsm_key": "proteins"}
+        ingest([sources["p1_0"].path], tmp_path / "s.soma", setup=setup)
+
+
+def test_a_store_of_mostly_rna_only_cells_builds_a_model(sources, pbmc, tmp_path):
+    few = batch(pbmc, "p3_0")[:5].copy()  # 5 paired cells, then 400 RNA-only ones
+    with shared_var_names(None):
+        few.write(tmp_path / "few.h5mu")
+    files = [tmp_path / "few.h5mu", sources["p1_0"].path]
+    uri = ingest(files, tmp_path / "s.soma", setup=MUDATA_SETUP)
+    model = sct.SCTRANSLATOR(CellStore(uri), n_hidden=16)
+    assert model.summary_stats.n_cells == 405
+    with pytest.raises(ValueError, match=r"do not apply to a cell store.*chunk_size"):
+        model.train(max_epochs=1, datasplitter_kwargs={"shuffle_set_split": False})
 
 
 def test_an_existing_store_needs_append_or_overwrite(sources, tmp_path):

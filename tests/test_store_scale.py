@@ -3,6 +3,8 @@
 import hashlib
 import json
 import os
+import shutil
+from pathlib import Path
 
 import lightning.pytorch as pl
 import pytest
@@ -91,7 +93,7 @@ def test_resumed_training_sees_each_cell_once_per_epoch(store, tmp_path, monkeyp
 
 
 def test_cli_ingests_appends_and_trains_on_a_list_or_a_store(sources, tmp_path, capsys):
-    files = [str(sources[name].path) for name in ("p3_0", "p4_0", "p1_0")]
+    files = [shutil.copy(sources[name].path, tmp_path) for name in ("p3_0", "p4_0", "p1_0")]
     base = {"setup": MUDATA_SETUP, "store": "atlas.soma"}
     train = {"max_epochs": 1, "accelerator": "cpu", "enable_progress_bar": False}
     (tmp_path / "ingest.json").write_text(json.dumps({**base, "input": files[:2]}))
@@ -102,6 +104,17 @@ def test_cli_ingests_appends_and_trains_on_a_list_or_a_store(sources, tmp_path, 
     (tmp_path / "more.json").write_text(json.dumps({**base, "input": [files[2]]}))
     assert main(["ingest", "--config", str(tmp_path / "more.json"), "--append"]) == 0
     assert sct.data.CellStore(tmp_path / "atlas.soma").n_obs == 1200
+
+    reuse = {**base, "input": files, "output": "reused", "train": train}
+    (tmp_path / "reuse.json").write_text(json.dumps(reuse))
+    stamp = os.stat(tmp_path / "atlas.soma").st_mtime_ns
+    assert main(["train", "--config", str(tmp_path / "reuse.json")]) == 0  # the store as is
+    assert os.stat(tmp_path / "atlas.soma").st_mtime_ns == stamp
+    Path(files[0]).touch()  # a changed input: the store no longer holds it as it is
+    reuse["output"] = "changed"
+    (tmp_path / "reuse.json").write_text(json.dumps(reuse))
+    assert main(["train", "--config", str(tmp_path / "reuse.json")]) == 1
+    assert "--overwrite" in capsys.readouterr().err
 
     config = {"input": "atlas.soma", "output": "from_store", "train": train}  # no setup
     (tmp_path / "store.json").write_text(json.dumps(config))

@@ -261,12 +261,9 @@ def _run_train(args: argparse.Namespace) -> int:
     if isinstance(config["input"], list):
         return _train_on_files(args, config_path, config, output)
 
-    import scvi
-
     from sctranslator.model import SCTRANSLATOR
 
     source = _existing_file(source, "Input file")
-    scvi.settings.seed = config.get("seed", 0)
     data = _read(source, backed=bool(config.get("backed", False)))
     if source.suffix == ".h5mu":
         SCTRANSLATOR.setup_mudata(data, **config["setup"])
@@ -282,8 +279,13 @@ def _open_store(path: Path):
 
 
 def _train_on_files(args, config_path: Path, config: dict, output: Path) -> int:
-    """Ingest a list of inputs into the configuration's store (or a temporary one), train."""
-    import os
+    """Ingest a list of inputs into the configuration's store (or a temporary one), train.
+
+    An existing store is reused when it holds exactly these files, unchanged and ingested
+    with the same setup; ``--overwrite`` rewrites it. Under DDP only the first process
+    ingests; the others are started by it (Lightning) after the store is written. Processes
+    started together on several nodes (e.g. by SLURM) need the store ingested beforehand.
+    """
     import tempfile
 
     from sctranslator.data import ingest
@@ -296,19 +298,47 @@ def _train_on_files(args, config_path: Path, config: dict, output: Path) -> int:
                 "Under DDP a list of inputs needs the key 'store' (every process reads it); or "
                 "run `sctranslator ingest` first and give the store as 'input'."
             )
+        output.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=output.parent, prefix=".sctranslator-") as work:
             store = ingest(inputs, Path(work) / "store", setup=config["setup"])
             return _train_and_save(args, config, output, _open_store(store))
     store = config_path.parent / config["store"]
-    first_process = os.environ.get("LOCAL_RANK", "0") == "0"  # the others open its store
-    if first_process and (args.overwrite or not _holds(store, inputs)):
+    if _first_process() and not (store.exists() and _holds(store, inputs, config["setup"])):
+        if store.exists() and not args.overwrite:
+            raise FileExistsError(
+                f"The store {store} does not hold exactly the input files as they are now "
+                "(other files, changed files or another setup); pass --overwrite to ingest "
+                "them again, or give another 'store'."
+            )
         ingest(inputs, store, setup=config["setup"], overwrite=args.overwrite)
+    elif not store.exists():
+        raise FileNotFoundError(
+            f"The store {store} does not exist in this process; ingest it first "
+            "(`sctranslator ingest`) when the processes start together on several nodes."
+        )
     return _train_and_save(args, config, output, _open_store(store))
 
 
-def _holds(store: Path, inputs: list[Path]) -> bool:
-    """Whether ``store`` exists and holds exactly the datasets of ``inputs`` (reused then)."""
-    return store.exists() and set(_open_store(store).datasets) == {p.stem for p in inputs}
+def _first_process() -> bool:
+    """Whether this is the first process of a (possibly distributed) run."""
+    import os
+
+    ranks = ("LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID", "RANK")
+    return all(os.environ.get(key, "0") == "0" for key in ranks)
+
+
+def _holds(store: Path, inputs: list[Path], setup: dict) -> bool:
+    """Whether ``store`` holds exactly ``inputs``, unchanged since they were ingested."""
+    datasets = _open_store(store).metadata["datasets"]
+    if set(datasets) != {p.stem for p in inputs}:
+        return False
+    return all(
+        Path(datasets[p.stem]["source"]).resolve() == p.resolve()
+        and datasets[p.stem].get("source_size") == p.stat().st_size
+        and datasets[p.stem].get("source_mtime") == p.stat().st_mtime
+        and datasets[p.stem].get("setup") == dict(setup)
+        for p in inputs
+    )
 
 
 def _train_and_save(args, config: dict, output: Path, data) -> int:

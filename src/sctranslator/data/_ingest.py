@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,9 @@ import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
 
+from ._panels import allows_missing_genes
 from ._validate import check_unique, check_values, get_matrix, get_modality, iter_row_chunks
+from ._vocabulary import Vocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -104,13 +107,24 @@ def read_dataset(path: str | os.PathLike, name: str, setup: Mapping | None = Non
     else:
         raise ValueError(f"Input file {str(path)!r} must be an .h5ad or .h5mu file.")
     genes = np.asarray(rna.var_names).astype(str)
+    if len(genes) == 0:
+        raise ValueError(f"{path} has no genes in its RNA.")
     check_unique(genes, f"gene (in {path.name})")
+    _check_distinct_genes(genes, path)
     check_unique(names, f"protein (in {path.name})")
     check_unique(np.asarray(rna.obs_names), f"cell (in {path.name})")
     layer = setup.get("rna_layer" if path.suffix == ".h5mu" else "layer")
     counts = get_matrix(rna, layer, f"the RNA of {path}")
-    check_values(counts, f"the RNA of {path}", rna.obs_names, allow_nan=True)
-    if proteins is not None:
+    check_values(
+        counts,
+        f"the RNA of {path}",
+        rna.obs_names,
+        allow_nan=allows_missing_genes(rna),
+        require_nonempty=True,
+    )
+    if proteins is None:
+        _report_rna_only(path, setup)
+    else:
         check_values(proteins, f"the proteins of {path}", rna.obs_names, allow_nan=True)
     batch_key = setup.get("batch_key")
     if batch_key is not None and batch_key not in obs:
@@ -122,7 +136,7 @@ def read_dataset(path: str | os.PathLike, name: str, setup: Mapping | None = Non
     )
     return Dataset(
         name=name,
-        source=str(path),
+        source=str(path.resolve()),
         rna=counts,
         genes=genes,
         proteins=proteins,
@@ -130,6 +144,34 @@ def read_dataset(path: str | os.PathLike, name: str, setup: Mapping | None = Non
         cells=np.asarray(rna.obs_names).astype(str),
         batches=batches,
     )
+
+
+def _check_distinct_genes(genes: np.ndarray, path: Path) -> None:
+    """Raise when two genes of one file are the same vocabulary token (``CD4``, ``cd4``)."""
+    ids = Vocabulary.from_panels(genes).lookup_genes(genes)
+    values, counts = np.unique(ids, return_counts=True)
+    clash = np.isin(ids, values[counts > 1])
+    if clash.any():
+        groups = pd.Series(genes[clash]).groupby(ids[clash]).agg(list).tolist()
+        raise ValueError(
+            f"{path}: genes with different names are the same gene (case, or a previous "
+            f"symbol): {groups[:5]}. Keep one name of each, e.g. sum or drop the others."
+        )
+
+
+def _report_rna_only(path: Path, setup: dict) -> None:
+    """Log an RNA-only file; warn when the setup names proteins the file lacks (a typo?)."""
+    if path.suffix == ".h5mu":
+        named = (setup.get("modalities") or {}).get("protein_layer")
+        where = f"modality {named or 'prot'!r}"
+    else:
+        named = setup.get("protein_expression_obsm_key")
+        where = f"obsm[{named!r}]"
+    message = f"{path} has no {where}: its cells are ingested as RNA-only context."
+    if named is None:
+        logger.info(message)
+    else:
+        warnings.warn(message, UserWarning, stacklevel=3)
 
 
 def _from_mudata(mdata: MuData, setup: dict, path: Path):
@@ -217,6 +259,10 @@ def ingest(
     if len(names) != len(inputs):
         raise ValueError(f"{len(names)} names for {len(inputs)} inputs.")
     check_unique(names, "dataset")
+    if any(":" in name for name in names):
+        raise ValueError(
+            f"Dataset names may not contain ':' (it joins dataset and cell names): {names}."
+        )
     missing = [str(p) for p in inputs if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"Input files do not exist: {missing}.")
@@ -227,8 +273,13 @@ def ingest(
             "overwrite=True (--overwrite) to replace it."
         )
     metadata = {"format": FORMAT, "datasets": {}}
-    if exists and append:
-        metadata = read_metadata(uri)
+    if exists:
+        if not uri.is_dir():
+            raise FileExistsError(f"{uri} is a file, not a store folder; choose another path.")
+        if append or any(uri.iterdir()):  # overwrite replaces a store, never another folder
+            existing = read_metadata(uri)
+            metadata = existing if append else metadata
+    if append:
         taken = sorted(set(names) & set(metadata["datasets"]))
         if taken:
             raise ValueError(
@@ -264,6 +315,9 @@ def ingest(
             )
             metadata["datasets"][name] = {
                 "source": dataset.source,
+                "source_size": path.stat().st_size,
+                "source_mtime": path.stat().st_mtime,
+                "setup": dict(setup or {}),
                 "cells": int(adata.n_obs),
                 "genes": list(map(str, dataset.genes)),
                 "proteins": list(map(str, dataset.protein_names)),
@@ -274,7 +328,13 @@ def ingest(
         if exists:
             old = work / "old"
             os.replace(uri, old)
-        os.replace(target, uri)
+            try:
+                os.replace(target, uri)
+            except BaseException:
+                os.replace(old, uri)  # the previous store comes back
+                raise
+        else:
+            os.replace(target, uri)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return uri

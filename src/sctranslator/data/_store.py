@@ -235,10 +235,10 @@ class CellStore:
             },
             index=names,
         )
+        panels = {d: self.metadata["datasets"][d]["genes"] for d in self.datasets}
         adata = AnnData(
-            X=values["X"], obs=obs, var=pd.DataFrame(index=self.genes), uns={PANELS_KEY: {}}
+            X=values["X"], obs=obs, var=pd.DataFrame(index=self.genes), uns={PANELS_KEY: panels}
         )
-        adata.uns[PANELS_KEY] = {d: self.metadata["datasets"][d]["genes"] for d in self.datasets}
         adata.obsm[PROTEINS_OBSM_KEY] = pd.DataFrame(
             values["proteins"], index=names, columns=self.proteins
         )

@@ -203,6 +203,12 @@ class StoreDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> StoreLoader | list:
         """Return the validation cells of this process, in store order."""
+        world = 1 if self.trainer is None else self.trainer.world_size
+        if 0 < self.n_val < world:  # a process without cells would hang the others
+            raise ValueError(
+                f"{self.n_val} validation cells for {world} processes; raise validation_size "
+                "or pass train_size=1.0."
+            )
         return self._loader(self.val_idx, shuffle=False) if self.n_val else []
 
     def on_before_batch_transfer(self, batch, dataloader_idx: int):

@@ -34,7 +34,14 @@ def protein_names(adata: AnnData | MuData, registry: dict) -> list[str]:
     if isinstance(adata, MuData):
         modality = (args.get("modalities") or {}).get("protein_layer", "prot")
         return list(get_modality(adata, modality, "the proteins").var_names)
-    proteins = adata.obsm[args["protein_expression_obsm_key"]]
+    key = args["protein_expression_obsm_key"]
+    if key not in adata.obsm:
+        raise KeyError(
+            f"The model was set up with proteins in obsm[{key!r}] of an AnnData (a model "
+            f"trained on a cell store: obsm['protein_expression'] and obs['batch']); the "
+            f"data has obsm keys {list(adata.obsm)}. Put its proteins there as a DataFrame."
+        )
+    proteins = adata.obsm[key]
     if isinstance(proteins, pd.DataFrame):
         return list(proteins.columns)
     return list(adata.uns[args["protein_names_uns_key"]])

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
+import scipy.sparse as sp
 import torch
+from anndata import AnnData
 from scvi import REGISTRY_KEYS, settings
 
 from sctranslator._scvi_compat import setup_manager
 from sctranslator.data import CellStore, StoreDataModule
 from sctranslator.data._store import PROTEINS_OBSM_KEY
 
-from ._model_utils import sample_rows
-
-# Cells read from a store to lay out the model's registry (genes, proteins and batches come
-# from the store itself, not from these cells).
-_LAYOUT_CELLS = 64
+# Placeholder cells per batch that lay out the model's registry (its genes, proteins and
+# batches are the store's).
+_LAYOUT_CELLS = 3
 _READ_BLOCK = 4096
 
 
@@ -31,20 +31,32 @@ class StoreMixin:
     def _registry_from_store(cls, store: CellStore) -> dict:
         """Return the registry :meth:`setup_anndata` gives a store's cells, counting all cells.
 
-        A few cells are read into the in-memory layout of :meth:`CellStore.to_anndata` and
-        registered as usual; the registry then counts every cell of the store. Its setup
-        arguments are those of an AnnData with proteins in ``obsm["protein_expression"]``
-        and batches in ``obs["batch"]``.
+        The store's genes, proteins and batches are laid out in a small AnnData (placeholder
+        counts; the store's own counts were checked when they were ingested) with proteins in
+        ``obsm["protein_expression"]`` and batches in ``obs["batch"]``, registered as usual;
+        the registry then counts every cell of the store.
         """
         if store.n_obs == 0:
             raise ValueError(f"{store.uri} holds no cells.")
-        rows = sample_rows(np.arange(store.n_obs), _LAYOUT_CELLS)
-        layout = store.to_anndata(rows)
-        with warnings.catch_warnings():  # NaN marks unmeasured genes; ingest checked the counts
-            warnings.filterwarnings("ignore", "adata.X does not contain unnormalized count")
-            cls.setup_anndata(
-                layout, protein_expression_obsm_key=PROTEINS_OBSM_KEY, batch_key="batch"
-            )
+        n_cells = _LAYOUT_CELLS * len(store.batches)  # scvi-tools warns below 3 per batch
+        batches = pd.Categorical(store.batches[np.arange(n_cells) % len(store.batches)])
+        cells = pd.Index([f"cell{i}" for i in range(n_cells)])
+        genes = np.arange(n_cells) % len(store.genes)  # one count per cell
+        counts = sp.csr_matrix(
+            (np.ones(n_cells, dtype=np.float32), genes, np.arange(n_cells + 1)),
+            shape=(n_cells, len(store.genes)),
+        )
+        layout = AnnData(
+            X=counts,
+            obs=pd.DataFrame({"batch": batches}, index=cells),
+            var=pd.DataFrame(index=store.genes),
+        )
+        layout.obsm[PROTEINS_OBSM_KEY] = pd.DataFrame(
+            np.ones((n_cells, len(store.proteins)), dtype=np.float32),
+            index=cells,
+            columns=store.proteins,
+        )
+        cls.setup_anndata(layout, protein_expression_obsm_key=PROTEINS_OBSM_KEY, batch_key="batch")
         registry = setup_manager(cls, layout).registry
         registry["field_registries"][REGISTRY_KEYS.X_KEY]["summary_stats"]["n_cells"] = store.n_obs
         return registry
@@ -56,6 +68,12 @@ class StoreMixin:
         batch_size: int,
         datasplitter_kwargs: dict | None,
     ) -> StoreDataModule:
+        unknown = set(datasplitter_kwargs or {}) - {"chunk_size", "block_size"}
+        if unknown:
+            raise ValueError(
+                f"datasplitter_kwargs {sorted(unknown)} do not apply to a cell store; it takes "
+                "chunk_size and block_size (sctranslator.data.StoreDataModule)."
+            )
         return StoreDataModule(
             self._store,
             train_size=0.9 if train_size is None else train_size,
