@@ -101,6 +101,21 @@ def test_store_reads_back_the_counts_with_nan_outside_each_panel(store, sources)
     np.testing.assert_array_equal(only_proteins["proteins"], values["proteins"][:10])
 
 
+def test_a_file_written_in_pieces_reads_back_the_same(store, sources, tmp_path, monkeypatch):
+    monkeypatch.setattr(sct.data._ingest, "_WRITE_CELLS", 150)  # 400 cells: three pieces
+    pieces = CellStore.ingest([sources["p3_0"].path], tmp_path / "s.soma", setup=MUDATA_SETUP)
+    assert pieces.n_obs == 400
+    rows = np.arange(400)
+    names = pieces.obs_names(rows)
+    same = np.flatnonzero(np.isin(store.obs_names(np.arange(store.n_obs)), names))
+    np.testing.assert_array_equal(store.obs_names(same), names)
+    mine, theirs = pieces.read(rows).dense(), store.read(same).dense()
+    for key, panel in (("X", "genes"), ("proteins", "proteins")):
+        ours = pd.DataFrame(mine[key], columns=getattr(pieces, panel))
+        reference = pd.DataFrame(theirs[key], columns=getattr(store, panel))[ours.columns]
+        np.testing.assert_array_equal(ours.to_numpy(), reference.to_numpy())
+
+
 def test_to_anndata_lays_cells_out_for_setup_anndata(store, sources):
     rows = np.array([900, 3, 450])
     adata = store.to_anndata(rows)

@@ -29,6 +29,8 @@ MEASUREMENT = "features"
 METADATA_KEY = "sctranslator"
 """Experiment metadata: JSON with the format version and each dataset's panel."""
 FORMAT = 1
+_WRITE_CELLS = 100_000
+"""Cells converted and written at a time (one TileDB fragment each: more of them slow reads)."""
 GENE, PROTEIN = "Gene Expression", "Antibody Capture"
 _MUDATA_KEYS = {"rna_layer", "protein_layer", "batch_key", "modalities"}
 _ANNDATA_KEYS = {"layer", "protein_expression_obsm_key", "protein_names_uns_key", "batch_key"}
@@ -47,11 +49,11 @@ class Dataset:
     cells: np.ndarray
     batches: np.ndarray
 
-    def to_anndata(self) -> AnnData:
-        """Genes and proteins as one AnnData, features ``"<type>:<name>"``, cells prefixed."""
-        parts = [_sparse(self.rna)]
+    def to_anndata(self, rows: slice = slice(None)) -> AnnData:
+        """Genes and proteins of ``rows`` as one AnnData (features ``"<type>:<name>"``)."""
+        parts = [_sparse(self.rna[rows])]
         if self.proteins is not None:
-            parts.append(_sparse(self.proteins))
+            parts.append(_sparse(self.proteins[rows]))
         var = pd.DataFrame(
             {
                 "feature_name": [*self.genes, *self.protein_names],
@@ -60,9 +62,10 @@ class Dataset:
         )
         ids = [f"gene:{g}" for g in self.genes] + [f"protein:{p}" for p in self.protein_names]
         var.index = ids
+        cells = self.cells[rows]
         obs = pd.DataFrame(
-            {"dataset": self.name, "batch": self.batches, "cell": self.cells},
-            index=[f"{self.name}:{cell}" for cell in self.cells],
+            {"dataset": self.name, "batch": self.batches[rows], "cell": cells},
+            index=[f"{self.name}:{cell}" for cell in cells],
         )
         return AnnData(X=sp.hstack(parts, format="csr", dtype=np.float32), obs=obs, var=var)
 
@@ -224,7 +227,8 @@ def ingest(
 ) -> Path:
     """Write datasets with different gene and protein panels into one TileDB-SOMA store.
 
-    Each file is read, checked and written in turn, so memory holds one dataset at a time.
+    Each file is read, checked and written in turn (100,000 cells at a time), so memory holds
+    one dataset at a time.
     Writing goes to a temporary folder beside ``uri`` that replaces it at the end (an append
     copies the store first): an error or interruption leaves the store as it was and nothing
     partial behind. See :class:`~sctranslator.data.CellStore` for the layout.
@@ -249,8 +253,6 @@ def ingest(
     -------
     The store's path.
     """
-    import tiledbsoma.io
-
     uri = Path(uri)
     inputs = [Path(p) for p in inputs]
     if not inputs:
@@ -293,37 +295,19 @@ def ingest(
             shutil.copytree(uri, target)
         for name, path in zip(names, inputs, strict=True):
             dataset = read_dataset(path, name, setup)
-            adata = dataset.to_anndata()
-            if target.exists():
-                mapping = tiledbsoma.io.register_anndatas(
-                    str(target),
-                    [adata],
-                    measurement_name=MEASUREMENT,
-                    obs_field_name="obs_id",
-                    var_field_name="var_id",
-                )
-                mapping.prepare_experiment(str(target))
-            else:
-                mapping = None
-            tiledbsoma.io.from_anndata(
-                str(target),
-                adata,
-                MEASUREMENT,
-                registration_mapping=mapping,
-                X_layer_name="counts",
-                uns_keys=[],
-            )
+            for start in range(0, len(dataset.cells), _WRITE_CELLS):
+                _write(target, dataset.to_anndata(slice(start, start + _WRITE_CELLS)))
             metadata["datasets"][name] = {
                 "source": dataset.source,
                 "source_size": path.stat().st_size,
                 "source_mtime": path.stat().st_mtime,
                 "setup": dict(setup or {}),
-                "cells": int(adata.n_obs),
+                "cells": len(dataset.cells),
                 "genes": list(map(str, dataset.genes)),
                 "proteins": list(map(str, dataset.protein_names)),
             }
-            logger.info("Ingested %s: %d cells from %s.", name, adata.n_obs, path)
-            del dataset, adata
+            logger.info("Ingested %s: %d cells from %s.", name, len(dataset.cells), path)
+            del dataset
         _write_metadata(target, metadata)
         if exists:
             old = work / "old"
@@ -338,6 +322,30 @@ def ingest(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return uri
+
+
+def _write(target: Path, adata: AnnData) -> None:
+    """Create the store at ``target`` from ``adata``, or append ``adata`` to it."""
+    import tiledbsoma.io
+
+    mapping = None
+    if target.exists():
+        mapping = tiledbsoma.io.register_anndatas(
+            str(target),
+            [adata],
+            measurement_name=MEASUREMENT,
+            obs_field_name="obs_id",
+            var_field_name="var_id",
+        )
+        mapping.prepare_experiment(str(target))
+    tiledbsoma.io.from_anndata(
+        str(target),
+        adata,
+        MEASUREMENT,
+        registration_mapping=mapping,
+        X_layer_name="counts",
+        uns_keys=[],
+    )
 
 
 def read_metadata(uri: str | os.PathLike) -> dict:

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
-from pandas.api.types import union_categoricals
 
 from ._ingest import GENE, MEASUREMENT, PROTEIN, ingest, read_metadata
 from ._panels import PANELS_KEY
@@ -19,6 +18,7 @@ PROTEINS_OBSM_KEY = "protein_expression"
 # TileDB's memory budget per open store: a read of scattered cells otherwise loads every
 # tile it touches (up to TileDB's default of 10 GB), so memory would grow with the store.
 TILEDB_MEMORY_BUDGET = 256 * 2**20
+_OBS_SLICE = 65_536
 
 
 def open_experiment(uri: str):
@@ -63,6 +63,18 @@ class CellBlock:
         return out
 
 
+def _encoded(column) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, values)`` of an Arrow string column, without a Python string per row."""
+    encoded = column.combine_chunks().dictionary_encode()
+    return encoded.indices.to_numpy(), np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+
+
+def _codes(parts: list[tuple[np.ndarray, np.ndarray]], categories) -> np.ndarray:
+    """Codes of the encoded ``parts`` in ``categories``, concatenated."""
+    index = pd.Index(categories)
+    return np.concatenate([index.get_indexer(values)[codes] for codes, values in parts])
+
+
 class CellStore:
     """A collection of datasets with different panels, stored out of core with TileDB-SOMA.
 
@@ -101,10 +113,15 @@ class CellStore:
                 .sort_values("soma_joinid")
             )
             joinids, datasets, batches = [], [], []
-            for table in experiment.obs.read(column_names=["soma_joinid", "dataset", "batch"]):
-                joinids.append(table["soma_joinid"].to_numpy())  # codes, not strings, are kept
-                datasets.append(pd.Categorical(table["dataset"].to_numpy(zero_copy_only=False)))
-                batches.append(pd.Categorical(table["batch"].to_numpy(zero_copy_only=False)))
+            n_obs = experiment.obs.count
+            for start in range(0, n_obs, _OBS_SLICE):  # slices: TileDB's buffers stay small
+                table = experiment.obs.read(
+                    coords=(slice(start, start + _OBS_SLICE - 1),),
+                    column_names=["soma_joinid", "dataset", "batch"],
+                ).concat()
+                joinids.append(table["soma_joinid"].to_numpy())
+                datasets.append(_encoded(table["dataset"]))  # codes: no string per cell
+                batches.append(_encoded(table["batch"]))
         joinids = np.concatenate(joinids)
         order = np.argsort(joinids, kind="stable")
         if not np.array_equal(joinids[order], np.arange(len(joinids))):
@@ -118,11 +135,9 @@ class CellStore:
         self._column[self._gene_ids] = np.arange(len(self._gene_ids))
         self._column[self._protein_ids] = np.arange(len(self._protein_ids))
         self.datasets = list(self.metadata["datasets"])
-        datasets = union_categoricals(datasets).set_categories(self.datasets)
-        self.dataset_codes = np.asarray(datasets.codes)[order]
-        batches = union_categoricals(batches, sort_categories=True)
-        self.batches = np.asarray(batches.categories).astype(str)
-        self.batch_codes = np.asarray(batches.codes, dtype=np.int64)[order]
+        self.dataset_codes = _codes(datasets, self.datasets)[order]
+        self.batches = np.unique(np.concatenate([values for _, values in batches])).astype(str)
+        self.batch_codes = _codes(batches, self.batches).astype(np.int64)[order]
         panels = self.metadata["datasets"]
         self._gene_panel = np.stack([np.isin(self.genes, panels[d]["genes"]) for d in panels])
         self._protein_panel = np.stack(
