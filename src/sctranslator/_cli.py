@@ -329,7 +329,9 @@ def _first_process() -> bool:
 
 def _holds(store: Path, inputs: list[Path], setup: dict) -> bool:
     """Whether ``store`` holds exactly ``inputs``, unchanged since they were ingested."""
-    datasets = _open_store(store).metadata["datasets"]
+    from sctranslator.data._ingest import read_metadata
+
+    datasets = read_metadata(store)["datasets"]
     if set(datasets) != {p.stem for p in inputs}:
         return False
     return all(

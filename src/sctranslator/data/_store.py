@@ -166,10 +166,11 @@ class CellStore:
         """Number of cells."""
         return len(self.batch_codes)
 
-    def _matrix(self):
+    def _opened(self):
+        """Return the experiment, opened once per process."""
         if self._experiment is None:
             self._experiment = open_experiment(self.uri)
-        return self._experiment.ms[MEASUREMENT].X["counts"]
+        return self._experiment
 
     def read(self, rows: np.ndarray, genes: bool = True, proteins: bool = True) -> CellBlock:
         """Read the cells ``rows`` (store positions), in the order given.
@@ -195,7 +196,8 @@ class CellStore:
         columns = np.sort(np.concatenate([ids for _, ids, _ in kinds] or [[]])).astype(np.int64)
         if len(rows) and len(columns):
             unique, inverse = np.unique(rows, return_inverse=True)  # a row may come twice
-            table = self._matrix().read(coords=(unique, columns)).tables().concat()
+            matrix = self._opened().ms[MEASUREMENT].X["counts"]
+            table = matrix.read(coords=(unique, columns)).tables().concat()
             cell = np.searchsorted(unique, table["soma_dim_0"].to_numpy())
             feature = table["soma_dim_1"].to_numpy()
             values = table["soma_data"].to_numpy().astype(np.float32)
@@ -219,15 +221,13 @@ class CellStore:
     def obs_names(self, rows: np.ndarray) -> np.ndarray:
         """Cell names (``"<dataset>:<cell>"``) of ``rows``."""
         rows = np.asarray(rows, dtype=np.int64)
-        with open_experiment(self.uri) as experiment:
-            obs = (
-                experiment.obs.read(
-                    coords=(np.unique(rows),), column_names=["soma_joinid", "obs_id"]
-                )
-                .concat()
-                .to_pandas()
-                .set_index("soma_joinid")["obs_id"]
-            )
+        obs = (
+            self._opened()
+            .obs.read(coords=(np.unique(rows),), column_names=["soma_joinid", "obs_id"])
+            .concat()
+            .to_pandas()
+            .set_index("soma_joinid")["obs_id"]
+        )
         return obs.loc[rows].to_numpy().astype(str)
 
     def to_anndata(self, rows: np.ndarray) -> AnnData:

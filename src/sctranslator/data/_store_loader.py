@@ -65,13 +65,46 @@ class StoreSampler:
         return len(np.array_split(self.rows, self.world_size)[self.rank])
 
 
+def read_minibatches(
+    store: CellStore,
+    rows: np.ndarray,
+    batch_size: int,
+    block_size: int = 4096,
+    proteins: bool = True,
+) -> Iterator[dict[str, np.ndarray]]:
+    """Yield minibatches of ``rows`` in order, keyed like scvi-tools' registered fields.
+
+    ``X`` (RNA), ``proteins`` (unless ``proteins=False``) with NaN where unmeasured, and
+    ``batch`` codes ``(cells, 1)``. Cells are read ``block_size`` at a time (one TileDB read,
+    fast for runs of consecutive cells); a background thread reads the next block meanwhile.
+    """
+    block_size = max(batch_size, block_size // batch_size * batch_size)
+    blocks = [rows[s : s + block_size] for s in range(0, len(rows), block_size)]
+
+    def read(cells: np.ndarray):
+        return store.read(cells, proteins=proteins)
+
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        pending = [reader.submit(read, cells) for cells in blocks[:1]]
+        for i, cells in enumerate(blocks):
+            block = pending.pop().result()
+            if i + 1 < len(blocks):
+                pending.append(reader.submit(read, blocks[i + 1]))
+            for first in range(0, len(cells), batch_size):
+                values = block.dense(slice(first, first + batch_size))
+                out = {REGISTRY_KEYS.X_KEY: values["X"]}
+                if proteins:
+                    out[REGISTRY_KEYS.PROTEIN_EXP_KEY] = values["proteins"]
+                out[REGISTRY_KEYS.BATCH_KEY] = values["batch"][:, None]
+                yield out
+
+
 class StoreLoader:
     """Iterate over minibatches of ``{"X", "proteins", "batch"}`` tensors read from a store.
 
-    Cells are read ``block_size`` at a time in the sampler's order (one TileDB read, fast
-    when the sampler's chunks are runs of consecutive cells; a background thread reads the
-    next block while the current one is trained on) and densified one minibatch at a time
-    with NaN for unmeasured genes and proteins. ``state_dict``/``load_state_dict`` record
+    Cells are read in the sampler's order by :func:`read_minibatches` (blocks of
+    ``block_size`` cells, the next read while the current one is trained on), with NaN for
+    unmeasured genes and proteins. ``state_dict``/``load_state_dict`` record
     the minibatches trained on in the current epoch, so that Lightning resumes a checkpoint
     taken mid-epoch where it stopped.
     Like a :class:`~torch.utils.data.DataLoader`, it has a ``sampler`` (Lightning sets its
@@ -88,8 +121,7 @@ class StoreLoader:
         block_size: int = 4096,
     ):
         self.store, self.sampler = store, sampler
-        self.batch_size = batch_size
-        self.block_size = max(batch_size, block_size // batch_size * batch_size)
+        self.batch_size, self.block_size = batch_size, block_size
         self.consumed = 0
         self._resume: dict | None = None
 
@@ -103,23 +135,8 @@ class StoreLoader:
         self._resume = None
         self.consumed = skip
         order = self.sampler.order()[skip * self.batch_size :]
-        blocks = [order[s : s + self.block_size] for s in range(0, len(order), self.block_size)]
-        with ThreadPoolExecutor(max_workers=1) as reader:  # reads the next block meanwhile
-            pending = [reader.submit(self.store.read, rows) for rows in blocks[:1]]
-            for i, rows in enumerate(blocks):
-                block = pending.pop().result()
-                if i + 1 < len(blocks):
-                    pending.append(reader.submit(self.store.read, blocks[i + 1]))
-                yield from self._minibatches(block, len(rows))
-
-    def _minibatches(self, block, n_cells: int) -> Iterator[dict[str, torch.Tensor]]:
-        for first in range(0, n_cells, self.batch_size):
-            values = block.dense(slice(first, first + self.batch_size))
-            yield {
-                REGISTRY_KEYS.X_KEY: torch.from_numpy(values["X"]),
-                REGISTRY_KEYS.PROTEIN_EXP_KEY: torch.from_numpy(values["proteins"]),
-                REGISTRY_KEYS.BATCH_KEY: torch.from_numpy(values["batch"][:, None]),
-            }
+        for values in read_minibatches(self.store, order, self.batch_size, self.block_size):
+            yield {key: torch.from_numpy(value) for key, value in values.items()}
 
     def state_dict(self) -> dict:
         """Return the epoch and the number of its minibatches trained on."""

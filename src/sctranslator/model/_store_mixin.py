@@ -15,11 +15,11 @@ from scvi import REGISTRY_KEYS, settings
 from sctranslator._scvi_compat import setup_manager
 from sctranslator.data import CellStore, StoreDataModule
 from sctranslator.data._store import PROTEINS_OBSM_KEY
+from sctranslator.data._store_loader import read_minibatches
 
 # Placeholder cells per batch that lay out the model's registry (its genes, proteins and
 # batches are the store's).
 _LAYOUT_CELLS = 3
-_READ_BLOCK = 4096
 
 
 class StoreMixin:
@@ -115,12 +115,7 @@ class StoreQuery:
     def batches(self, batch_size: int | None) -> tuple[int, Iterator[torch.Tensor]]:
         """Return the number of batches and an iterator over their RNA counts."""
         batch_size = batch_size or settings.batch_size
-        block = max(batch_size, _READ_BLOCK // batch_size * batch_size)
-
-        def iterate() -> Iterator[torch.Tensor]:
-            for start in range(0, len(self.rows), block):
-                cells = self.store.read(self.rows[start : start + block], proteins=False)
-                for first in range(0, len(cells.rows), batch_size):
-                    yield torch.from_numpy(cells.dense(slice(first, first + batch_size))["X"])
-
-        return -(-len(self.rows) // batch_size), iterate()
+        minibatches = read_minibatches(self.store, self.rows, batch_size, proteins=False)
+        return -(-len(self.rows) // batch_size), (
+            torch.from_numpy(values[REGISTRY_KEYS.X_KEY]) for values in minibatches
+        )

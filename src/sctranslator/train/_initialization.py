@@ -12,6 +12,7 @@ from scvi.data import AnnDataManager
 from scvi.dataloaders import AnnDataLoader
 
 from sctranslator.data import CellStore
+from sctranslator.data._store_loader import read_minibatches
 
 from ._statistics import fit_gene_weights, fit_panel_statistics
 
@@ -93,12 +94,7 @@ class DataInitialization(pl.Callback):
     def _read(source: AnnDataManager | CellStore, rows: np.ndarray) -> dict[str, np.ndarray]:
         """RNA, proteins and batch of ``rows`` of the registered data or of a store."""
         if isinstance(source, CellStore):
-            values = source.read(rows).dense()
-            return {
-                REGISTRY_KEYS.X_KEY: values["X"],
-                REGISTRY_KEYS.PROTEIN_EXP_KEY: values["proteins"],
-                REGISTRY_KEYS.BATCH_KEY: values["batch"][:, None],
-            }
+            return next(read_minibatches(source, rows, max(len(rows), 1), max(len(rows), 1)))
         loader = AnnDataLoader(
             source,
             indices=rows,
