@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--train-cells", type=int, default=2_000)
     parser.add_argument("--top", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each method")
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -114,23 +115,33 @@ def main() -> None:
 
         return run
 
-    rates = {
-        "sctranslator predict_protein": _cpu_rate(args.cells, predict),
-        "totalVI recipe (n_samples=25)": _cpu_rate(args.cells, totalvi_predict(25)),
-        "totalVI single pass (n_samples=1)": _cpu_rate(args.cells, totalvi_predict(1)),
+    methods = {
+        "sctranslator predict_protein": predict,
+        "totalVI recipe (n_samples=25)": totalvi_predict(25),
+        "totalVI single pass (n_samples=1)": totalvi_predict(1),
     }
-    ours = rates["sctranslator predict_protein"]
+    # Repetitions alternate between the methods, so a busy spell of the shared CPU falls on all.
+    rates = pd.DataFrame(
+        [
+            {name: _cpu_rate(args.cells, run) for name, run in methods.items()}
+            for _ in range(args.repeats)
+        ]
+    )
+    ratios = rates.rdiv(rates["sctranslator predict_protein"], axis=0)
     speed = pd.DataFrame(
         {
-            "cells per CPU-second": pd.Series(rates).round(0),
-            "sctranslator / method": (ours / pd.Series(rates)).round(2),
+            "cells per CPU-second": rates.mean().round(0),
+            "sd": rates.std().fillna(0.0).round(0),
+            "sctranslator / method": ratios.mean().round(2),
+            "ratio sd": ratios.std().fillna(0.0).round(2),
         }
     )
     profile = _profile(predict, args.top)
     stamp = datetime.date.today().isoformat()
     setting = (
         f"Measured {stamp}: {args.cells:,} cells x {args.genes:,} genes x {args.proteins} "
-        f"proteins, one torch thread, batch size 512, default architectures."
+        f"proteins, one torch thread, batch size 512, default architectures; mean and sd of "
+        f"{args.repeats} alternating runs, each ratio taken within a repetition."
     )
     print(setting, speed.to_string(), profile.to_string(index=False), sep="\n\n")
     out = Path(args.out)

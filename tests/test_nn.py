@@ -4,7 +4,7 @@ import torch
 from scvi import REGISTRY_KEYS
 
 from sctranslator.module import TranslatorModule
-from sctranslator.nn import PROTEIN_NORMALIZATIONS, RNA_NORMALIZATIONS
+from sctranslator.nn import PROTEIN_NORMALIZATIONS, RNA_NORMALIZATIONS, TokenValueEmbedding
 from sctranslator.train import MaskedPearson, NeighborTeacher
 
 
@@ -68,6 +68,24 @@ def test_only_expressed_genes_are_tokens():
     assert ids.shape == (2, 3)  # the widest cell has three expressed genes
     assert present.tolist() == [[True, False, False], [True, True, True]]
     assert ids[0, 0] == 11 and kept[0].tolist() == [5.0, 0.0, 0.0]
+
+
+def test_value_embedding_of_distinct_values_equals_embedding_every_token():
+    embedding = TokenValueEmbedding(n_tokens=20, n_hidden=8)
+    token_ids = torch.randint(0, 20, (5, 7))
+    values = torch.poisson(torch.full((5, 7), 2.0)).log1p()  # repeats, as counts give
+    tokens, pooled = embedding(token_ids, values)
+    identity = embedding.identity(token_ids)
+    every_token = identity + embedding.value(values.unsqueeze(-1))
+    torch.testing.assert_close(tokens, every_token)
+    torch.testing.assert_close(pooled, (identity * values.unsqueeze(-1)).sum(1))
+    tokens.sum().backward()  # gradients reach the value network through the shared rows
+    assert embedding.value[0].weight.grad.abs().sum() > 0
+    values.requires_grad_(True)  # and the values themselves, for attributions
+    tokens, _ = embedding(token_ids, values)
+    torch.testing.assert_close(tokens, every_token)
+    tokens.sum().backward()
+    assert values.grad.abs().sum() > 0
 
 
 def test_a_cell_is_predicted_the_same_alone_or_in_any_batch():

@@ -198,16 +198,17 @@ class TranslatorModule(WeightsMixin, BaseModuleClass):
         ``width`` is the largest number of tokens of a cell in the batch; a cell's unused slots
         are masked out (value 0, mask False).
         """
-        canonical = torch.argsort(gene_ids)
-        gene_ids, values = gene_ids[canonical], values[:, canonical]
         expressed = values > 0
         width = int(expressed.sum(1).max().clamp(1, self.max_genes))
         rank_by = torch.where(expressed, values * self.gene_weight[gene_ids], -torch.inf)
         # One exact int64 key per gene, the float's bits (ordered like the floats, as these are
-        # >= 0 or -inf) and then the lower token id: its top `width` are those of a stable sort,
-        # found without sorting every gene.
-        first = torch.arange(len(gene_ids) - 1, -1, -1, device=values.device)
-        key = (rank_by.float().view(torch.int32).long() << 32) | first
+        # >= 0 or -inf) and then the lower token id: its top `width` are those of a stable sort
+        # by token id, found without sorting (or reordering) every gene.
+        lower_id_first = torch.empty_like(gene_ids)
+        lower_id_first[torch.argsort(gene_ids)] = torch.arange(
+            len(gene_ids) - 1, -1, -1, device=gene_ids.device
+        )
+        key = (rank_by.float().view(torch.int32).long() << 32) | lower_id_first
         keep = torch.topk(key, width, dim=1).indices
         present = expressed.gather(1, keep)
         return gene_ids[keep], torch.where(present, values.gather(1, keep), 0.0), present

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -42,6 +43,10 @@ class TokenValueEmbedding(nn.Module):
         cell's principal-component scores.
         """
         identity = self.identity(token_ids)
-        tokens = identity + self.value(values.unsqueeze(-1))
+        if values.requires_grad:  # gradients by input value (tl.interactions)
+            tokens = identity + self.value(values.unsqueeze(-1))
+        else:  # counts are integers, so a batch holds few distinct values: embed each once
+            distinct, where = torch.unique(values, return_inverse=True)
+            tokens = identity + F.embedding(where, self.value(distinct.unsqueeze(-1)))
         pooled = (identity * values.unsqueeze(-1)).sum(dim=1)
         return tokens, pooled

@@ -1,0 +1,133 @@
+"""Read-out levers on the model's own latent space, against the defaults (issue 16).
+
+For each task and seed, one model is trained with the defaults (as in ``accuracy.py``); then
+every read-out below is fitted on the reference cells only and scored on the query cells
+(mean per-protein Pearson, CLR scale):
+
+  sctranslator                  the defaults: network blended with its kernel-ridge read-out
+  network only                  the same model without its reference-mapping read-out
+  kernel ridge on z             RBF kernel ridge (5-fold CV) on the cell token, as in accuracy.py
+  ... centred targets           the same, proteins centred before the fit (an intercept)
+  ... standardised z            the same on z scaled to unit variance per dimension
+  ... all context tokens        on the cell token and the latent tokens, concatenated
+  ... query aligned             the query's z shifted to the reference's mean (transductive)
+  network + kernel ridge (1:1)  an ensemble of the two read-outs at no extra encoding cost
+
+Choose on ``tuning``; the other tasks report. Writes ``readout_levers_runs.csv`` and
+``readout_levers.md`` (mean ± sd over seeds).
+
+    python benchmarks/readout_levers.py --tasks tuning pbmc pbmc_reverse --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scvi
+import torch
+from accuracy import (
+    full_transcriptome_task,
+    measured_clr,
+    pbmc_task,
+    summarize,
+    train_sctranslator,
+    tuning_task,
+)
+
+import sctranslator as sct
+from sctranslator._baselines import RBFKernelRidgeCV
+
+TASKS = {
+    "tuning": tuning_task,
+    "pbmc": pbmc_task,
+    "pbmc_reverse": lambda: pbmc_task(source="p4_0", target="p3_0"),
+    "full_transcriptome": lambda: full_transcriptome_task(1500),
+}
+
+
+@torch.no_grad()
+def context_tokens(model: sct.SCTRANSLATOR, adata) -> np.ndarray:
+    """The encoded cell token and latents of every cell, ``(cells, 1 + n_latents, n_hidden)``."""
+    encoded = model._encode(model._query(adata, None), batch_size=512)
+    return torch.cat([block["context"] for block in encoded]).cpu().numpy()
+
+
+def kernel_ridge(reference: np.ndarray, targets: np.ndarray, query: np.ndarray, centre: bool):
+    offset = targets.mean(0) if centre else 0.0
+    return RBFKernelRidgeCV().fit(reference, targets - offset).predict(query) + offset
+
+
+def readouts(model: sct.SCTRANSLATOR, query) -> dict[str, pd.DataFrame]:
+    """Every read-out's prediction of the query cells (CLR scale)."""
+    proteins = measured_clr(model.adata)
+    measured = proteins.notna().all(axis=1).to_numpy()
+    targets = proteins.to_numpy()[measured]
+    reference_tokens = context_tokens(model, None)[measured]
+    query_tokens = context_tokens(model, query["rna"])
+    z, query_z = reference_tokens[:, 0], query_tokens[:, 0]
+    scale = z.std(0) + 1e-6
+    flat = reference_tokens.reshape(len(z), -1)
+    predictions = {"sctranslator": model.predict_protein(query["rna"])[proteins.columns]}
+    model.module.clear_reference_mapping()  # fitted after training: the network is unchanged
+    network = model.predict_protein(query["rna"])[proteins.columns].to_numpy()
+    on_z = kernel_ridge(z, targets, query_z, centre=False)
+    predictions |= {
+        "network only": network,
+        "kernel ridge on z": on_z,
+        "kernel ridge on z, centred targets": kernel_ridge(z, targets, query_z, True),
+        "kernel ridge on standardised z": kernel_ridge(z / scale, targets, query_z / scale, True),
+        "kernel ridge on all context tokens": kernel_ridge(
+            flat, targets, query_tokens.reshape(len(query_z), -1), True
+        ),
+        "kernel ridge on z, query aligned": kernel_ridge(
+            z, targets, query_z + z.mean(0) - query_z.mean(0), True
+        ),
+        "network + kernel ridge on z (1:1)": (network + on_z) / 2,
+    }
+    return {
+        method: pd.DataFrame(np.asarray(values), index=query.obs_names, columns=proteins.columns)
+        for method, values in predictions.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tasks", nargs="+", default=["tuning", "pbmc", "pbmc_reverse"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default="benchmarks/results")
+    args = parser.parse_args()
+    rows = []
+    for task in args.tasks:
+        reference, query = TASKS[task]()
+        truth = measured_clr(query)
+        for seed in args.seeds:
+            torch.set_num_threads(args.threads)
+            scvi.settings.seed = seed
+            model = train_sctranslator(reference)
+            for method, prediction in readouts(model, query).items():
+                scores = sct.metrics.evaluate(prediction.loc[truth.index, truth.columns], truth)
+                rows.append({"task": task, "method": method, "seed": seed, **scores.to_dict()})
+            print(f"  {task}: seed {seed} done", flush=True)
+    runs = pd.DataFrame(rows)
+    table = summarize(runs)
+    stamp = datetime.date.today().isoformat()
+    print(table.to_string())
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs.round(4).to_csv(out / "readout_levers_runs.csv", index=False)
+    (out / "readout_levers.md").write_text(
+        f"Measured {stamp}; tuning split: `tuning` (choose there only), one model per seed.\n\n"
+        + table.to_markdown()
+        + "\n"
+    )
+
+
+if __name__ == "__main__":
+    main()
