@@ -111,12 +111,17 @@ def train_sctranslator(reference: MuData, **model_kwargs) -> sct.SCTRANSLATOR:
 
 
 def run_sctranslator(reference: MuData, query: MuData) -> dict[str, pd.DataFrame]:
+    """A model trained on ``reference`` with the defaults, scored by :func:`latent_readouts`."""
+    return latent_readouts(train_sctranslator(reference), query)
+
+
+def latent_readouts(model: sct.SCTRANSLATOR, query: MuData) -> dict[str, pd.DataFrame]:
     """Defaults; the same model without its reference mapping; kNN and kernel ridge on its latent.
 
     The latent-space baselines regress the reference cells' measured proteins on the trained
     model's cell token (``get_latent_representation``), as a user of its latent space would.
+    Removes the model's reference mapping.
     """
-    model = train_sctranslator(reference)
     predictions = {"sctranslator": model.predict_protein(query["rna"])}
     latent = model.get_latent_representation()
     query_latent = model.get_latent_representation(query["rna"])

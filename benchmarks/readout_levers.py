@@ -4,14 +4,19 @@ For each task and seed, one model is trained with the defaults (as in ``accuracy
 every read-out below is fitted on the reference cells only and scored on the query cells
 (mean per-protein Pearson, CLR scale):
 
-  sctranslator                  the defaults: network blended with its kernel-ridge read-out
-  network only                  the same model without its reference-mapping read-out
-  kernel ridge on z             RBF kernel ridge (5-fold CV) on the cell token, as in accuracy.py
-  ... centred targets           the same, proteins centred before the fit (an intercept)
-  ... standardised z            the same on z scaled to unit variance per dimension
-  ... all context tokens        on the cell token and the latent tokens, concatenated
-  ... query aligned             the query's z shifted to the reference's mean (transductive)
-  network + kernel ridge (1:1)  an ensemble of the two read-outs at no extra encoding cost
+  sctranslator, ... without reference mapping, kNN / kernel ridge on sctranslator latent
+                                the read-outs of accuracy.py (``latent_readouts``); the kernel
+                                ridge is RBF (5-fold CV) on the cell token z
+  kernel ridge on sctranslator latent, centred targets
+                                the same, proteins centred before the fit (an intercept)
+  kernel ridge on standardised sctranslator latent
+                                on z scaled to unit variance per dimension (centred targets)
+  kernel ridge on all context tokens
+                                on the cell token and the latent tokens, concatenated
+  kernel ridge on sctranslator latent, query aligned
+                                the query's z shifted to the reference's mean (transductive)
+  network + kernel ridge on sctranslator latent (1:1)
+                                an ensemble of the two read-outs at no extra encoding cost
 
 Choose on ``tuning``; the other tasks report. Writes ``readout_levers_runs.csv`` and
 ``readout_levers.md`` (mean ± sd over seeds).
@@ -31,6 +36,7 @@ import scvi
 import torch
 from accuracy import (
     full_transcriptome_task,
+    latent_readouts,
     measured_clr,
     pbmc_task,
     summarize,
@@ -56,8 +62,9 @@ def context_tokens(model: sct.SCTRANSLATOR, adata) -> np.ndarray:
     return torch.cat([block["context"] for block in encoded]).cpu().numpy()
 
 
-def kernel_ridge(reference: np.ndarray, targets: np.ndarray, query: np.ndarray, centre: bool):
-    offset = targets.mean(0) if centre else 0.0
+def centred_kernel_ridge(reference: np.ndarray, targets: np.ndarray, query: np.ndarray):
+    """RBF kernel ridge (5-fold CV) fitted to the targets minus their mean, which is added back."""
+    offset = targets.mean(0)
     return RBFKernelRidgeCV().fit(reference, targets - offset).predict(query) + offset
 
 
@@ -70,28 +77,29 @@ def readouts(model: sct.SCTRANSLATOR, query) -> dict[str, pd.DataFrame]:
     query_tokens = context_tokens(model, query["rna"])
     z, query_z = reference_tokens[:, 0], query_tokens[:, 0]
     scale = z.std(0) + 1e-6
-    flat = reference_tokens.reshape(len(z), -1)
-    predictions = {"sctranslator": model.predict_protein(query["rna"])[proteins.columns]}
-    model.module.clear_reference_mapping()  # fitted after training: the network is unchanged
-    network = model.predict_protein(query["rna"])[proteins.columns].to_numpy()
-    on_z = kernel_ridge(z, targets, query_z, centre=False)
+    predictions = latent_readouts(model, query)
+    network = predictions["sctranslator without reference mapping"][proteins.columns]
+    on_z = predictions["kernel ridge on sctranslator latent"]
+    levers = {
+        "kernel ridge on sctranslator latent, centred targets": centred_kernel_ridge(
+            z, targets, query_z
+        ),
+        "kernel ridge on standardised sctranslator latent": centred_kernel_ridge(
+            z / scale, targets, query_z / scale
+        ),
+        "kernel ridge on all context tokens": centred_kernel_ridge(
+            reference_tokens.reshape(len(z), -1), targets, query_tokens.reshape(len(query_z), -1)
+        ),
+        "kernel ridge on sctranslator latent, query aligned": centred_kernel_ridge(
+            z, targets, query_z + z.mean(0) - query_z.mean(0)
+        ),
+    }
     predictions |= {
-        "network only": network,
-        "kernel ridge on z": on_z,
-        "kernel ridge on z, centred targets": kernel_ridge(z, targets, query_z, True),
-        "kernel ridge on standardised z": kernel_ridge(z / scale, targets, query_z / scale, True),
-        "kernel ridge on all context tokens": kernel_ridge(
-            flat, targets, query_tokens.reshape(len(query_z), -1), True
-        ),
-        "kernel ridge on z, query aligned": kernel_ridge(
-            z, targets, query_z + z.mean(0) - query_z.mean(0), True
-        ),
-        "network + kernel ridge on z (1:1)": (network + on_z) / 2,
+        method: pd.DataFrame(values, index=query.obs_names, columns=proteins.columns)
+        for method, values in levers.items()
     }
-    return {
-        method: pd.DataFrame(np.asarray(values), index=query.obs_names, columns=proteins.columns)
-        for method, values in predictions.items()
-    }
+    predictions["network + kernel ridge on sctranslator latent (1:1)"] = (network + on_z) / 2
+    return predictions
 
 
 def main() -> None:
