@@ -48,9 +48,11 @@ from sctranslator._baselines import (
     knn_on_pca,
     ridge_on_pca,
 )
-from sctranslator.nn._normalization import clr
+from sctranslator._mudata import no_pull
+from sctranslator.nn import PROTEIN_NORMALIZATIONS
 
 MODALITIES = {"rna_layer": "rna", "protein_layer": "prot"}
+clr = PROTEIN_NORMALIZATIONS["clr"]
 
 
 def pbmc_task(
@@ -125,7 +127,7 @@ def latent_readouts(model: sct.SCTRANSLATOR, query: MuData) -> dict[str, pd.Data
     predictions = {"sctranslator": model.predict_protein(query["rna"])}
     latent = model.get_latent_representation()
     query_latent = model.get_latent_representation(query["rna"])
-    model.module.clear_reference_mapping()  # fitted after training: the network is unchanged
+    model.reference_mapping.clear()  # fitted after training: the network is unchanged
     predictions["sctranslator without reference mapping"] = model.predict_protein(query["rna"])
     proteins = measured_clr(model.adata)
     measured = proteins.notna().all(axis=1).to_numpy()
@@ -305,4 +307,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with no_pull():  # the script's MuData objects, as sctranslator builds its own
+        main()

@@ -51,6 +51,7 @@ from sklearn.metrics import balanced_accuracy_score, f1_score
 from sklearn.model_selection import StratifiedKFold
 
 import sctranslator as sct
+from sctranslator._mudata import no_pull
 
 warnings.filterwarnings("ignore")
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -100,7 +101,7 @@ def pbmc_classification(pbmc: MuData, seed: int) -> list[dict]:
         "RNA + translated protein": {},
     }
     for name, kwargs in runs.items():
-        out = sct.tl.classify(mdata, "known", random_state=seed, copy=True, **kwargs)
+        out = sct.tl.classify(mdata, label_key="known", random_state=seed, copy=True, **kwargs)
         for hidden in ("p1_0", "p4_0"):
             cells = (out.obs["batch"] == hidden).to_numpy()
             s = scores(out.obs["celltype"][cells], out.obs["sct_classify"][cells])
@@ -116,7 +117,7 @@ def pbmc_classification(pbmc: MuData, seed: int) -> list[dict]:
         "RNA + measured protein (reference)": {},
     }.items():
         out = sct.tl.classify(
-            paired, "known", protein="prot_clr", random_state=seed, copy=True, **kwargs
+            paired, label_key="known", protein="prot_clr", random_state=seed, copy=True, **kwargs
         )
         cells = (out.obs["batch"] == "p4_0").to_numpy()
         s = scores(out.obs["celltype"][cells], out.obs["sct_classify"][cells])
@@ -260,7 +261,7 @@ def cptac_classification(bulk: MuData, seed: int, args) -> tuple[list[dict], lis
             mdata.obs["known"] = mdata.obs[column].where(train)
             for run, kwargs in runs.items():
                 out = sct.tl.classify(
-                    mdata, "known", n_comps=20, random_state=seed, copy=True, **kwargs
+                    mdata, label_key="known", n_comps=20, random_state=seed, copy=True, **kwargs
                 )
                 names = bulk.obs_names[test_idx]
                 predicted[task, run][names] = out.obs.loc[names, "sct_classify"].astype(str)
@@ -428,4 +429,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with no_pull():  # the script's MuData objects, as sctranslator builds its own
+        main()

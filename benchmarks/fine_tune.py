@@ -23,6 +23,7 @@ import torch
 from accuracy import MODALITIES, _split, measured_clr, run_baseline
 
 import sctranslator as sct
+from sctranslator._mudata import no_pull
 
 FREEZE = {"fine_tune (freeze encoder)": "encoder", "fine_tune (train all)": None}
 
@@ -128,4 +129,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with no_pull():  # the script's MuData objects, as sctranslator builds its own
+        main()

@@ -45,6 +45,7 @@ from mudata import MuData
 from scipy.stats import spearmanr
 
 import sctranslator as sct
+from sctranslator._mudata import no_pull
 
 LEVELS = (0.5, 0.8, 0.9, 0.95)
 
@@ -98,7 +99,7 @@ def score(model: sct.SCTRANSLATOR, query: MuData, truth: pd.DataFrame) -> dict[s
     both = pearson.notna() & reliability.notna()
     row["spearman_reliability_pearson"] = float(spearmanr(reliability[both], pearson[both])[0])
     novelty = model.get_novelty(rna).to_numpy()
-    reference = model.module.calibration.novelty_reference.cpu().numpy()
+    reference = model.calibration.novelty_reference.cpu().numpy()
     row["median_novelty_query"] = float(np.median(novelty))
     row["fraction_novel"] = float(np.mean(novelty > np.quantile(reference, 0.99)))
     plain = cpu_seconds(lambda: model.predict_protein(rna))
@@ -166,4 +167,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with no_pull():  # the script's MuData objects, as sctranslator builds its own
+        main()

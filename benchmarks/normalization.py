@@ -21,6 +21,7 @@ import torch
 
 import sctranslator as sct
 from sctranslator._baselines import average_profile, ridge_on_pca
+from sctranslator._mudata import no_pull
 from sctranslator.nn import PROTEIN_NORMALIZATIONS
 
 
@@ -100,4 +101,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with no_pull():  # the script's MuData objects, as sctranslator builds its own
+        main()

@@ -34,6 +34,7 @@ import scvi
 import torch
 
 import sctranslator as sct
+from sctranslator._mudata import no_pull
 
 CHUNK = 50_000
 
@@ -149,4 +150,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with no_pull():  # the script's MuData objects, as sctranslator builds its own
+        main()

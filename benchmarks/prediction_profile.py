@@ -31,6 +31,7 @@ import torch
 from accuracy import MODALITIES
 
 import sctranslator as sct
+from sctranslator._mudata import no_pull
 
 
 def _cpu_rate(n_cells: int, predict) -> float:
@@ -154,4 +155,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with no_pull():  # the script's MuData objects, as sctranslator builds its own
+        main()

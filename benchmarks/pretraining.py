@@ -39,6 +39,7 @@ import torch
 
 import sctranslator as sct
 from sctranslator._baselines import ridge_on_pca
+from sctranslator._mudata import no_pull
 
 MODALITIES = {"rna_layer": "rna", "protein_layer": "prot"}
 CPTAC = Path(__file__).resolve().parents[2] / "shared" / "data" / "cptac_ucec_bulk"
@@ -180,4 +181,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with no_pull():  # the script's MuData objects, as sctranslator builds its own
+        main()

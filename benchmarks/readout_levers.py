@@ -46,6 +46,7 @@ from accuracy import (
 
 import sctranslator as sct
 from sctranslator._baselines import RBFKernelRidgeCV
+from sctranslator._mudata import no_pull
 
 TASKS = {
     "tuning": tuning_task,
@@ -138,4 +139,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with no_pull():  # the script's MuData objects, as sctranslator builds its own
+        main()

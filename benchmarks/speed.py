@@ -58,6 +58,7 @@ def worker(
     import torch
 
     import sctranslator as sct
+    from sctranslator._mudata import no_pull
 
     torch.set_num_threads(threads)
     scvi.settings.seed = 0
@@ -68,7 +69,8 @@ def worker(
     rows = np.sort(
         np.random.default_rng(0).choice(n_cells, min(train_cells, n_cells), replace=False)
     )
-    train = mdata[rows].copy()
+    with no_pull():  # as sctranslator builds its own MuData objects
+        train = mdata[rows].copy()
     modalities = {"rna_layer": "rna", "protein_layer": "prot"}
     cls = sct.SCTRANSLATOR if method == "sctranslator" else scvi.model.TOTALVI
     for data in (train, mdata):

@@ -24,6 +24,7 @@ import scvi
 import torch
 
 import sctranslator as sct
+from sctranslator._mudata import no_pull
 
 RECIPE = {
     "batches": ["p3_0", "p4_0"],
@@ -100,4 +101,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with no_pull():  # the script's MuData objects, as sctranslator builds its own
+        main()

@@ -1,3 +1,4 @@
+import mudata
 import pytest
 import scvi
 import torch
@@ -8,6 +9,10 @@ import sctranslator as sct
 
 def pytest_configure(config):
     torch.set_num_threads(1)
+    # The tests' own MuData objects (fixtures, helpers.batch) are built as mudata 0.4 builds
+    # them, without pulling the modalities' columns. sctranslator itself sets no option when
+    # imported (tests/test_import.py), and its own MuData calls do not pull either way.
+    mudata.set_options(pull_on_update=False)
 
 
 @pytest.fixture(scope="session")

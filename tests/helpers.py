@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 import sctranslator as sct
-from sctranslator._mudata import shared_var_names
+from sctranslator._mudata import no_pull, shared_var_names
 from sctranslator.data import CellStore, ingest
 
 MODALITIES = {"rna_layer": "rna", "protein_layer": "prot"}
@@ -34,7 +34,8 @@ def run_ddp_script(script: str, *args: str, cwd: Path) -> None:
 
 
 def batch(mdata, name):
-    with shared_var_names(mdata.mod.values()):  # 13 PBMC antibodies are named like their genes
+    # 13 PBMC antibodies are named like their genes; no column pulling, as in sctranslator
+    with no_pull(), shared_var_names(mdata.mod.values()):
         return mdata[mdata.obs["batch"] == name].copy()
 
 
@@ -85,7 +86,7 @@ def write_sources(pbmc, folder: Path) -> dict[str, Source]:
         values = np.array(prot.layers["counts"], dtype=np.float32)
         values[NAN_CELL] = np.nan
         path = folder / f"{name}.h5mu"
-        with shared_var_names(None):
+        with no_pull(), shared_var_names(None):
             md.MuData(
                 {
                     "rna": ad.AnnData(

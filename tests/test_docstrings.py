@@ -21,6 +21,15 @@ MODULES = {
 ALLOWED_MISSING: dict[str, set[str]] = {}
 
 
+def _own_members(cls) -> dict:
+    """Members that ``cls`` and its sctranslator base classes define (the nearest first)."""
+    members = {}
+    for klass in reversed(cls.__mro__):
+        if klass.__module__.startswith("sctranslator"):
+            members.update(vars(klass))
+    return members
+
+
 def _public_objects():
     """(qualified name, documented object, callable whose signature is documented)."""
     for module_name, module in MODULES.items():
@@ -31,8 +40,9 @@ def _public_objects():
             qualified = f"{module_name}.{name}"
             yield qualified, obj, obj.__init__ if inspect.isclass(obj) else obj
             if inspect.isclass(obj):
-                # Methods defined by sctranslator; those inherited from scvi-tools are theirs.
-                for member_name, member in vars(obj).items():
+                # Methods defined by sctranslator, the class's own and those of its mixins;
+                # those inherited from scvi-tools are theirs.
+                for member_name, member in _own_members(obj).items():
                     if member_name.startswith("_"):
                         continue
                     if isinstance(member, classmethod | staticmethod):
@@ -66,6 +76,8 @@ PUBLIC = list(_public_objects())
 def test_the_public_api_is_found():
     names = {name for name, _, _ in PUBLIC}
     assert {"sctranslator.SCTRANSLATOR", "sctranslator.SCTRANSLATOR.train"} <= names
+    inherited = {"save", "load", "setup_mudata", "fine_tune", "calibrate", "model_card"}
+    assert {f"sctranslator.SCTRANSLATOR.{name}" for name in inherited} <= names
     assert {"sctranslator.pp.pair_modalities", "sctranslator.metrics.evaluate"} <= names
     for module_name, module in MODULES.items():
         if module is not sct:

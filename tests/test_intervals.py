@@ -15,7 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 import sctranslator as sct
-from sctranslator.module._calibration import Calibration
+from sctranslator.components import IntervalCalibration
 
 
 @pytest.fixture(scope="module")
@@ -134,12 +134,12 @@ def test_calibrate_a_model_trained_on_every_cell(pbmc, query):
     assert 0.8 < _coverage(measured, lower, upper) < 0.97
     # a transferred model starts from the weights only, not from the reference's calibration
     transferred = sct.SCTRANSLATOR.load_query_data(cells[:50].copy(), model)
-    assert not transferred.module.calibration.fitted
+    assert not transferred.calibration.fitted
 
 
 def test_conformal_quantile_covers_exchangeable_data():
     generator = torch.Generator().manual_seed(0)
-    calibration = Calibration()
+    calibration = IntervalCalibration()
     anchors = torch.randn(200, 4, generator=generator)
 
     def cells(n):
@@ -174,7 +174,9 @@ def test_fill_protein_writes_interval_layers(model, query, tmp_path):
     np.testing.assert_allclose(filled.X, model.predict_protein(cells).to_numpy(), atol=1e-6)
     assert filled.var["reliability"].notna().sum() > 150
     with pytest.raises(ValueError, match="not written to an `output` file"):
-        sct.tl.fill_protein(cells, model, "other", interval=0.9, output=tmp_path / "p.h5ad")
+        sct.tl.fill_protein(
+            cells, model, key_added="other", interval=0.9, output=tmp_path / "p.h5ad"
+        )
 
 
 def test_reliability_and_interval_plots(model, query, tmp_path):
@@ -186,8 +188,8 @@ def test_reliability_and_interval_plots(model, query, tmp_path):
     assert len(ax.texts) == 2
     predicted, lower, upper = model.predict_protein_interval(cells["rna"], return_prediction=True)
     fig = sct.pl.predicted_vs_measured(
-        predicted, measured, ["CD19"], lower=lower, upper=upper, show=False
+        predicted, measured, proteins=["CD19"], lower=lower, upper=upper, show=False
     )
     assert isinstance(fig, Figure) and "in interval" in fig.axes[0].get_title()
     with pytest.raises(ValueError, match="both `lower` and `upper`"):
-        sct.pl.predicted_vs_measured(predicted, measured, ["CD19"], lower=lower)
+        sct.pl.predicted_vs_measured(predicted, measured, proteins=["CD19"], lower=lower)

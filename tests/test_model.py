@@ -136,12 +136,15 @@ def test_save_load_restores_identical_predictions(trained, query, tmp_path):
     assert (path / "notes.txt").read_text() == "mine"
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]
     expected = trained.predict_protein(query)
-    assert sorted(os.listdir(path)) == [
-        "MODEL_CARD.md",
-        "model.json",
-        "notes.txt",
-        "weights.safetensors",
-    ]
+    fitted = {
+        "panel.safetensors": True,
+        "mapping.safetensors": trained.reference_mapping.fitted,
+        "calibration.safetensors": trained.calibration.fitted,
+    }
+    assert sorted(os.listdir(path)) == sorted(
+        ["MODEL_CARD.md", "model.json", "notes.txt", "weights.safetensors"]
+        + [name for name, saved in fitted.items() if saved]
+    )
     loaded = sct.SCTRANSLATOR.load(path, adata=None)
     pd.testing.assert_frame_equal(loaded.predict_protein(query), expected)
     reloaded = sct.SCTRANSLATOR.load(path, adata=batch(trained.adata, "p3_0"))
@@ -168,7 +171,7 @@ def test_batch_with_all_zero_protein_counts_as_unmeasured(pbmc):
     mdata.obs["batch"] = mdata.obs["batch"].cat.remove_unused_categories()
     model = sct.SCTRANSLATOR(setup(mdata), n_hidden=16)
     model.train(max_epochs=1, enable_progress_bar=False)
-    mask = model.module.protein_batch_mask
+    mask = model.panel_statistics.measured
     assert mask.shape == (2, 224) and not mask[1, 0] and mask[0, 0] and mask[:, 1:].all()
 
 
@@ -199,7 +202,7 @@ def test_validation_cells_never_shape_the_model(pbmc):
     other = fit(changed)
     assert np.array_equal(other.train_indices, model.train_indices)
     torch.testing.assert_close(
-        other.module.protein_mean, model.module.protein_mean, rtol=0, atol=0
+        other.panel_statistics.mean, model.panel_statistics.mean, rtol=0, atol=0
     )
     query = batch(pbmc, "p4_0")["rna"]
     pd.testing.assert_frame_equal(other.predict_protein(query), model.predict_protein(query))
@@ -223,13 +226,13 @@ def test_first_training_starts_from_the_training_rna_once(pbmc):
 
 
 def test_protein_axes_are_the_principal_axes_of_the_standardised_proteins(trained):
-    module = trained.module
-    axes = module.protein_axes.numpy()
+    axes = trained.trainer.lightning_module.protein_axes.numpy()
     assert axes.shape == (224, 32)
     np.testing.assert_allclose(axes.T @ axes, np.eye(32), atol=1e-4)
     counts = trained.adata["prot"].layers["counts"]
-    values = module.normalize_protein(torch.as_tensor(np.asarray(counts), dtype=torch.float32))
-    standardized = ((values - module.protein_mean) / module.protein_std).numpy()
+    panel = trained.panel_statistics
+    values = panel.normalize(torch.as_tensor(np.asarray(counts), dtype=torch.float32))
+    standardized = ((values - panel.mean) / panel.std).numpy()
     first = np.linalg.svd(np.nan_to_num(standardized), full_matrices=False)[2][0]
     assert abs(first @ axes[:, 0]) > 0.99
 
@@ -249,15 +252,14 @@ def test_each_training_fits_the_neighbour_teacher_to_its_training_cells(pbmc):
     proteins = torch.as_tensor(model.adata["prot"].layers["counts"][rows], dtype=torch.float32)
     batches = model.adata_manager.get_from_registry(REGISTRY_KEYS.BATCH_KEY)
     batch_index = torch.as_tensor(np.asarray(batches)[rows])
-    torch.testing.assert_close(
-        teacher.targets, module.standardized_target(proteins, batch_index), equal_nan=True
-    )
+    standardized = model.panel_statistics.standardize(proteins, batch_index)
+    torch.testing.assert_close(teacher.targets, standardized, equal_nan=True)
     assert not any("neighbor" in name for name in module.state_dict())  # never saved
-    off = sct.SCTRANSLATOR(setup(batch(pbmc, "p3_0")), n_hidden=16, target_smoothing=0.0)
-    off.train(max_epochs=1, enable_progress_bar=False)
+    off = sct.SCTRANSLATOR(setup(batch(pbmc, "p3_0")), n_hidden=16)
+    off.train(max_epochs=1, plan_kwargs={"target_smoothing": 0.0}, enable_progress_bar=False)
     assert not off.trainer.lightning_module.teacher.fitted and bool(off.module.initialized)
     with pytest.raises(ValueError, match="target_smoothing must be in"):
-        sct.SCTRANSLATOR(setup(batch(pbmc, "p3_0")), target_smoothing=2.0)
+        off.train(max_epochs=1, plan_kwargs={"target_smoothing": 2.0})
 
 
 def test_reference_mapping_is_fitted_on_validation_cells_and_saved(pbmc, tmp_path):
@@ -266,16 +268,16 @@ def test_reference_mapping_is_fitted_on_validation_cells_and_saved(pbmc, tmp_pat
     scvi.settings.seed = 0
     model = sct.SCTRANSLATOR(setup(batch(pbmc, "p3_0")), n_hidden=16, max_genes=64)
     model.train(max_epochs=2, enable_progress_bar=False)  # the mapping is on by default
-    module = model.module
+    mapping = model.reference_mapping
     query = batch(pbmc, "p4_0")["rna"][:50]
-    if module.mapping_anchors is None:  # the validation cells preferred the network alone
-        module.set_reference_mapping(
-            torch.randn(5, 16), torch.randn(5, 224), 0.1, 1.0, torch.full((224,), 0.5)
+    if not mapping.fitted:  # the validation cells preferred the network alone
+        mapping.set(
+            torch.randn(5, 16), torch.randn(5, 224), model.module.protein_ids, 0.1, 1.0, 0.5
         )
-    assert len(module.mapping_anchors) <= len(model.train_indices)
+    assert len(mapping.anchors) <= len(model.train_indices)
     mapped = model.predict_protein(query)
     model.save(tmp_path / "mapped")
     loaded = sct.SCTRANSLATOR.load(tmp_path / "mapped")
     pd.testing.assert_frame_equal(loaded.predict_protein(query), mapped, atol=1e-5, rtol=1e-5)
-    module.clear_reference_mapping()
+    mapping.clear()
     assert not np.allclose(model.predict_protein(query).to_numpy(), mapped.to_numpy())

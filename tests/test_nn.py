@@ -3,9 +3,10 @@ import pytest
 import torch
 from scvi import REGISTRY_KEYS
 
+from sctranslator.components import PanelStatistics
 from sctranslator.module import TranslatorModule
 from sctranslator.nn import PROTEIN_NORMALIZATIONS, RNA_NORMALIZATIONS, TokenValueEmbedding
-from sctranslator.train import MaskedPearson, NeighborTeacher
+from sctranslator.train import MaskedPearson, NeighborTeacher, TranslatorTrainingPlan
 
 
 @pytest.mark.parametrize("name", sorted(set(RNA_NORMALIZATIONS) | set(PROTEIN_NORMALIZATIONS)))
@@ -113,14 +114,17 @@ def test_loss_ignores_unmeasured_proteins():
     }
     inference = module.inference(x)
     generative = module.generative(inference["context"], tensors[REGISTRY_KEYS.BATCH_KEY])
-    loss = module.loss(tensors, inference, generative)
+    target = PanelStatistics(5, 1).standardize(y, tensors[REGISTRY_KEYS.BATCH_KEY])
+    loss = module.loss(tensors, inference, generative, target=target)
     changed = {"protein": generative["protein"].clone()}
     changed["protein"][0, 1] += 100.0
     changed["protein"][2, 3] -= 100.0
     assert torch.isfinite(loss.loss)
-    assert torch.allclose(module.loss(tensors, inference, changed).loss, loss.loss)
+    assert torch.allclose(module.loss(tensors, inference, changed, target=target).loss, loss.loss)
     changed["protein"][1, 1] += 10.0
-    assert module.loss(tensors, inference, changed).loss > loss.loss
+    assert module.loss(tensors, inference, changed, target=target).loss > loss.loss
+    with pytest.raises(ValueError, match="needs `target`"):
+        module.loss(tensors, inference, generative)
 
 
 def test_protein_queries_are_independent():
@@ -189,31 +193,26 @@ def test_initialization_makes_the_cell_token_the_standardised_principal_componen
     assert abs(np.corrcoef(first_pc, loading[:, 0])[0, 1]) > 0.99
 
 
-def test_targets_are_projected_on_the_protein_axes_in_training_only():
-    module = make_module(protein_rank=1)
-    module.protein_axes = torch.tensor([[1.0], [0.0], [0.0], [0.0], [0.0]])
-    x = torch.poisson(torch.full((4, 40), 2.0))
+def test_training_targets_are_projected_on_the_protein_axes():
+    module = make_module()
+    panel = PanelStatistics(5, 1)
+    plan = TranslatorTrainingPlan(module, panel=panel, protein_rank=1, target_smoothing=0.0)
     y = torch.poisson(torch.full((4, 5), 20.0))
-    batch_index = torch.zeros(4, 1)
-    tensors = {
-        REGISTRY_KEYS.X_KEY: x,
+    batch = {
+        REGISTRY_KEYS.X_KEY: torch.poisson(torch.full((4, 40), 2.0)),
         REGISTRY_KEYS.PROTEIN_EXP_KEY: y,
-        REGISTRY_KEYS.BATCH_KEY: batch_index,
+        REGISTRY_KEYS.BATCH_KEY: torch.zeros(4, 1),
     }
-    target = module.standardized_target(y, batch_index)
-    exact = {"protein": target.clone()}
-    module.eval()
-    assert module.loss(tensors, {}, exact).loss == 0
-    module.train()  # only the first protein's axis is kept: the others' targets become 0
-    residual = float((target[:, 1:] ** 2).sum() / 20)
-    assert module.loss(tensors, {}, exact).loss == pytest.approx(residual)
-    projected = {"protein": torch.cat([target[:, :1], torch.zeros(4, 4)], dim=1)}
-    assert module.loss(tensors, {}, projected).loss == 0
+    target = panel.standardize(y, batch[REGISTRY_KEYS.BATCH_KEY])
+    torch.testing.assert_close(plan.training_target(batch), target)  # no axes fitted yet
+    plan.protein_axes = torch.tensor([[1.0], [0.0], [0.0], [0.0], [0.0]])
+    projected = torch.cat([target[:, :1], torch.zeros(4, 4)], dim=1)  # only the first axis
+    torch.testing.assert_close(plan.training_target(batch), projected)
 
 
 def _teacher_inputs(module, x, y, batch_index):
     rna = torch.nan_to_num(module.normalize_rna(x))
-    return rna, module.standardized_target(y, batch_index)
+    return rna, PanelStatistics(y.shape[1], 1).standardize(y, batch_index)
 
 
 def test_training_targets_are_blended_with_the_nearest_cells_targets():
@@ -244,8 +243,8 @@ def test_training_targets_are_blended_with_the_nearest_cells_targets():
         REGISTRY_KEYS.PROTEIN_EXP_KEY: y,
         REGISTRY_KEYS.BATCH_KEY: batch_index,
     }
-    module.train()  # the module fits the targets it is given, by default the measured ones
-    assert module.loss(tensors, {}, {"protein": target.nan_to_num()}).loss == 0
+    module.train()  # the module fits the targets it is given
+    assert module.loss(tensors, {}, {"protein": target.nan_to_num()}, target=target).loss == 0
     assert module.loss(tensors, {}, {"protein": smoothed.nan_to_num()}, target=smoothed).loss == 0
 
 

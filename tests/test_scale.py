@@ -12,7 +12,7 @@ import torch
 from helpers import batch, run_ddp_script, setup
 
 import sctranslator as sct
-from sctranslator.data._writer import write_blocks
+from sctranslator.data import write_blocks
 
 
 def _rna_h5ad(mdata, path: Path, with_proteins: bool = False) -> Path:
@@ -155,14 +155,10 @@ def test_gradient_checkpointing_gives_the_same_gradients(trained, pbmc):
 
 def test_bf16_mixed_precision_and_checkpointing_train_on_cpu(pbmc):
     scvi.settings.seed = 0
-    model = sct.SCTRANSLATOR(setup(batch(pbmc, "p3_0")), n_hidden=16, max_genes=64)
-    model.train(
-        max_epochs=1,
-        accelerator="cpu",
-        precision="bf16-mixed",
-        gradient_checkpointing=True,
-        enable_progress_bar=False,
+    model = sct.SCTRANSLATOR(
+        setup(batch(pbmc, "p3_0")), n_hidden=16, max_genes=64, gradient_checkpointing=True
     )
+    model.train(max_epochs=1, accelerator="cpu", precision="bf16-mixed", enable_progress_bar=False)
     assert model.trainer.precision == "bf16-mixed"
     assert model.module.gradient_checkpointing
     mse = [float(value) for value in model.history["mse_train"]["mse_train"]]

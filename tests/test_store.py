@@ -414,7 +414,7 @@ def test_model_trains_on_the_store_and_predicts(store, sources, pbmc):
     assert len(model.history["pearson_validation"]) == 3
     assert np.isfinite(model.history["pearson_validation"].to_numpy(dtype=float)).all()
 
-    mask = model.module.protein_batch_mask.cpu().numpy()
+    mask = model.panel_statistics.measured.cpu().numpy()
     assert mask.shape == (len(store.batches), len(store.proteins))
     for code, dataset in enumerate(store.batches):
         source = sources[dataset].proteins

@@ -183,23 +183,6 @@ def test_embed_reads_the_models_registered_layer(pbmc, trained):
     np.testing.assert_allclose(cells.obsm["X_sct_latent"], expected, atol=1e-5)
 
 
-def test_batch_correct_is_a_deprecated_alias(query, model):
-    mdata = query.copy()
-    with pytest.warns(FutureWarning, match=r"sct.tl.embed\(data, model"):
-        table = sct.tl.batch_correct(mdata, model, batch_key="batch", label_key="celltype")
-    assert list(table.index) == ["RNA PCA (uncorrected)", "sctranslator latent"]
-    assert list(table.columns) == ["batch_entropy", "silhouette_batch", "silhouette_label"]
-    assert ((table > 0) & (table <= 1)).all().all()
-    pd.testing.assert_frame_equal(mdata.uns["X_sct_latent_metrics"], table)
-    latent = mdata.obsm["X_sct_latent"]
-    expected = sct.metrics.integration_scores(latent, mdata.obs["batch"], mdata.obs["celltype"])
-    np.testing.assert_allclose(table.iloc[1].to_numpy(), expected.to_numpy())
-    with pytest.warns(FutureWarning), pytest.raises(ValueError, match="single batch"):
-        sct.tl.batch_correct(batch(mdata, "p4_0"), model)
-    with pytest.warns(FutureWarning), pytest.raises(KeyError, match="batch_key 'donor'"):
-        sct.tl.batch_correct(mdata, model, batch_key="donor")
-
-
 def test_interactions_gradient_ranks_own_gene_high(query, model):
     mdata = query.copy()
     proteins = [p for p, _ in PAIRS]
@@ -223,23 +206,21 @@ def test_interactions_gradient_ranks_own_gene_high(query, model):
     assert list(out.uns["sct_interactions"].columns) == PROTEINS
 
 
-def test_interactions_and_perturb_accept_the_old_order_with_a_warning(query, model):
+def test_tools_take_the_data_first_and_options_as_keywords(query, model):
     cells = np.flatnonzero(query.obs["batch"] == "p4_0")[:50]
-    new = sct.tl.interactions(
-        query, model, genes=["MS4A1"], proteins=["CD20"], indices=cells, key_added=None
-    )
-    with pytest.warns(FutureWarning, match=r"call sct.tl.interactions\(data, model, \.\.\.\)"):
-        old = sct.tl.interactions(
-            model, query, genes=["MS4A1"], proteins=["CD20"], indices=cells, key_added=None
-        )
-    pd.testing.assert_frame_equal(old, new)
-    mdata = batch(query, "p4_0")
-    new = sct.tl.perturb(mdata, model, "MS4A1", proteins=["CD20"], key_added="new")
-    with pytest.warns(FutureWarning, match=r"call sct.tl.perturb\(data, model, \.\.\.\)"):
-        old = sct.tl.perturb(model, mdata, "MS4A1", proteins=["CD20"], key_added="old")
-    pd.testing.assert_frame_equal(old, new)
     with pytest.raises(TypeError, match="AnnData or MuData first"):
-        sct.tl.perturb("cells", model, "MS4A1")
+        sct.tl.interactions(model, query, genes=["MS4A1"], indices=cells, key_added=None)
+    with pytest.raises(TypeError, match="AnnData or MuData first"):
+        sct.tl.perturb(model, batch(query, "p4_0"), genes="MS4A1")
+    with pytest.raises(TypeError, match="AnnData or MuData first"):
+        sct.tl.perturb("cells", model, genes="MS4A1")
+    with pytest.raises(TypeError, match="positional argument"):
+        sct.tl.perturb(query, model, "MS4A1")
+    with pytest.raises(TypeError, match="positional argument"):
+        sct.tl.classify(query, "celltype")
+    with pytest.raises(TypeError, match="positional argument"):
+        sct.tl.cluster(query, "rna")
+    assert not hasattr(sct.tl, "batch_correct")
 
 
 def test_interactions_attention_is_a_distribution_over_genes(query, model):
@@ -272,7 +253,7 @@ def test_perturb_knockout_and_overexpression(query, model):
     mdata = batch(query, "p4_0")
     before = _frozen(mdata)
     effect = sct.tl.perturb(
-        mdata, model, ["MS4A1"], groupby="celltype", proteins=["CD20", "CD8", "CD3-1"]
+        mdata, model, genes=["MS4A1"], groupby="celltype", proteins=["CD20", "CD8", "CD3-1"]
     )
     assert len(effect) == 8 * 3
     _assert_unchanged(before, mdata)
@@ -301,7 +282,7 @@ def test_perturb_knockout_and_overexpression(query, model):
     assert mdata.uns["sct_perturb"]["params"]["values_set"] == [0.0]
 
     up = sct.tl.perturb(
-        mdata, model, "MS4A1", mode="overexpression", proteins=["CD20"], key_added="up"
+        mdata, model, genes="MS4A1", mode="overexpression", proteins=["CD20"], key_added="up"
     )
     assert up["group"].tolist() == ["all cells"] and up["shift"].iloc[0] > 0
     assert mdata.uns["up"]["params"]["values_set"] == [float(counts.max())]
@@ -309,11 +290,11 @@ def test_perturb_knockout_and_overexpression(query, model):
     dense = mdata["rna"].copy()
     dense.X = dense.X.toarray()
     same = sct.tl.perturb(
-        dense, model, "MS4A1", mode="overexpression", proteins=["CD20"], key_added="up"
+        dense, model, genes="MS4A1", mode="overexpression", proteins=["CD20"], key_added="up"
     )
     np.testing.assert_allclose(same["shift"], up["shift"], rtol=1e-4, atol=1e-6)
     # copy=True returns the annotated copy and leaves the input alone
-    out = sct.tl.perturb(dense, model, "MS4A1", proteins=["CD20"], key_added="ko", copy=True)
+    out = sct.tl.perturb(dense, model, genes="MS4A1", proteins=["CD20"], key_added="ko", copy=True)
     assert "ko" not in dense.obsm and out.obsm["ko"].shape == (400, 1)
     mean_shift = out.uns["ko"]["mean_shift"]
     assert mean_shift["protein"].tolist() == ["CD20"]
@@ -322,13 +303,13 @@ def test_perturb_knockout_and_overexpression(query, model):
 
 def test_perturb_errors(query, model):
     with pytest.raises(ValueError, match="not in the RNA var_names: \\['NOPE'\\]"):
-        sct.tl.perturb(query, model, ["NOPE"])
+        sct.tl.perturb(query, model, genes=["NOPE"])
     with pytest.raises(ValueError, match="mode='overexpression' only"):
-        sct.tl.perturb(query, model, ["MS4A1"], value=3)
+        sct.tl.perturb(query, model, genes=["MS4A1"], value=3)
     with pytest.raises(ValueError, match="mode"):
-        sct.tl.perturb(query, model, ["MS4A1"], mode="delete")
+        sct.tl.perturb(query, model, genes=["MS4A1"], mode="delete")
     with pytest.raises(KeyError, match="groupby 'donor'"):
-        sct.tl.perturb(query, model, ["MS4A1"], groupby="donor")
+        sct.tl.perturb(query, model, genes=["MS4A1"], groupby="donor")
     assert "sct_perturb" not in query.obsm
 
 
@@ -337,7 +318,7 @@ def test_classify_carries_cell_types_to_hidden_batches(query):
     before = _frozen(mdata)
     # p4_0 labelled, p1_0 hidden; counts in X, proteins translated by the model
     mdata.obs["known"] = mdata.obs["celltype"].where(mdata.obs["batch"] == "p4_0")
-    table = sct.tl.classify(mdata, "known", cv=3)  # 3 "other" cells in p4_0
+    table = sct.tl.classify(mdata, label_key="known", cv=3)  # 3 "other" cells in p4_0
     _assert_unchanged(before, mdata)
     assert list(table.index) == ["rna", "protein", "joint"]
     assert list(table.columns) == ["balanced_accuracy", "macro_f1", "n_features"]
@@ -362,13 +343,13 @@ def test_classify_carries_cell_types_to_hidden_batches(query):
     recall = np.diag(confusion.to_numpy()) / confusion.to_numpy().sum(1)
     assert recall.mean() == pytest.approx(table.loc["joint", "balanced_accuracy"])
     # copy=True: same labels, input untouched; one modality alone
-    out = sct.tl.classify(query.copy(), "celltype", protein=None, cv=3, copy=True)
+    out = sct.tl.classify(query.copy(), label_key="celltype", protein=None, cv=3, copy=True)
     assert list(out.uns["sct_classify"]["cv_scores"].index) == ["rna"]
 
 
 def test_classify_cross_validates_by_group(query, tmp_path):
     mdata = query.copy()
-    table = sct.tl.classify(mdata, "celltype", cv_key="batch", features="rna")
+    table = sct.tl.classify(mdata, label_key="celltype", cv_key="batch", features="rna")
     assert mdata.uns["sct_classify"]["params"]["cv"] == "leave one group out"
     assert mdata.uns["sct_classify"]["params"]["n_predicted"] == 0
     assert (table["balanced_accuracy"] > 0.5).all()
@@ -383,19 +364,19 @@ def test_classify_cross_validates_by_group(query, tmp_path):
 def test_classify_errors(query):
     mdata = query.copy()
     with pytest.raises(KeyError, match="label_key 'tissue' not found"):
-        sct.tl.classify(mdata, "tissue")
+        sct.tl.classify(mdata, label_key="tissue")
     mdata.obs["one"] = "a"
     with pytest.raises(ValueError, match="at least two"):
-        sct.tl.classify(mdata, "one")
+        sct.tl.classify(mdata, label_key="one")
     mdata.obs["rare"] = ["a", "b"] * 399 + ["c", "a"]
     with pytest.raises(ValueError, match="Class 'c' has a single labelled cell"):
-        sct.tl.classify(mdata, "rare")
+        sct.tl.classify(mdata, label_key="rare")
     with pytest.raises(ValueError, match="features must be one of"):
-        sct.tl.classify(mdata, "celltype", protein=None, features="joint")
+        sct.tl.classify(mdata, label_key="celltype", protein=None, features="joint")
     with pytest.warns(UserWarning, match="with 3 folds instead of 5"):
         mdata.obs["small"] = ["a", "b"] * 397 + ["c"] * 3 + ["a"] * 3
-        sct.tl.classify(mdata, "small", protein=None)
+        sct.tl.classify(mdata, label_key="small", protein=None)
     with pytest.raises(ValueError, match=r"obs\['sct_classify'\] already exists"):
-        sct.tl.classify(mdata, "celltype")
+        sct.tl.classify(mdata, label_key="celltype")
     with pytest.raises(TypeError, match="MuData"):
-        sct.tl.classify(mdata["rna"], "celltype")
+        sct.tl.classify(mdata["rna"], label_key="celltype")

@@ -11,8 +11,8 @@ import torch
 from helpers import MODALITIES, batch, setup
 
 import sctranslator as sct
-from sctranslator.data._panels import PANELS_KEY
-from sctranslator.module._weights import FREEZE_PRESETS
+from sctranslator.data import PANELS_KEY
+from sctranslator.module import FREEZE_PRESETS
 
 CPTAC = Path(__file__).resolve().parents[2] / "shared" / "data" / "cptac_ucec_bulk"
 TINY = {"n_hidden": 16, "n_heads": 2, "max_genes": 48}
@@ -196,7 +196,7 @@ def test_fine_tuning_interpolates_back_towards_the_reference(reference, p4):
     few, held = p4[:20].copy(), p4[20:120].copy()
     expected = reference.predict_protein(held["rna"])
     scvi.settings.seed = 0
-    assert reference.module.mapping_anchors is not None  # kept by fine-tuning below
+    assert reference.reference_mapping.fitted  # kept by fine-tuning below
     kept = reference.fine_tune(few.copy(), max_epochs=3, interpolation=0.0)
     shared = [p for p in kept.protein_reliability.index if p in expected.columns]
     assert len(shared) > 100

@@ -5,8 +5,13 @@ import numpy as np
 import pytest
 
 import sctranslator as sct
-from sctranslator.data import Vocabulary, gene_aliases, protein_aliases, resolve_protein_token
-from sctranslator.data._vocabulary import protein_coding_genes
+from sctranslator.data import (
+    Vocabulary,
+    gene_aliases,
+    protein_aliases,
+    protein_coding_genes,
+    resolve_protein_token,
+)
 
 TENX = (
     Path(__file__).resolve().parents[2]

@@ -161,10 +161,10 @@ def _read(path: Path, backed: bool):
     if path.suffix == ".h5mu":
         import mudata
 
-        from sctranslator._mudata import shared_var_names
+        from sctranslator._mudata import no_pull, shared_var_names
 
         # Genes and proteins may share names (CD9); SCTRANSLATOR checks each modality's names.
-        with shared_var_names(None):
+        with no_pull(), shared_var_names(None):
             return mudata.read_h5mu(path, backed=backed)
     import anndata
 
@@ -172,7 +172,7 @@ def _read(path: Path, backed: bool):
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from sctranslator.data._writer import check_output_path
+    from sctranslator.data import check_output_path
     from sctranslator.model import SCTRANSLATOR
 
     source = _existing_file(args.input, "Input file")
@@ -329,7 +329,7 @@ def _first_process() -> bool:
 
 def _holds(store: Path, inputs: list[Path], setup: dict) -> bool:
     """Whether ``store`` holds exactly ``inputs``, unchanged since they were ingested."""
-    from sctranslator.data._ingest import read_metadata
+    from sctranslator.data import read_metadata
 
     datasets = read_metadata(store)["datasets"]
     if set(datasets) != {p.stem for p in inputs}:

@@ -17,7 +17,7 @@ from mudata import MuData
 from sctranslator import datasets, metrics, pl, pp, tl
 from sctranslator._baselines import average_profile, kernel_ridge_on_pca, ridge_on_pca
 from sctranslator._io import write_atomic
-from sctranslator._mudata import shared_var_names
+from sctranslator._mudata import no_pull, shared_var_names
 from sctranslator.model import SCTRANSLATOR
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def run_demo(
             raise FileExistsError(f"{path} already exists; pass --overwrite to replace it.")
     scvi.settings.seed = seed
     mdata = datasets.pbmc_cite_mini()
-    with shared_var_names(mdata.mod.values()):  # 13 antibodies are named like their genes
+    with no_pull(), shared_var_names(mdata.mod.values()):  # 13 antibodies named like genes
         train = mdata[mdata.obs["batch"] == train_batch].copy()
         test = mdata[mdata.obs["batch"] == test_batch].copy()
     reference = SCTRANSLATOR.load_pretrained("pbmc")
@@ -74,7 +74,8 @@ def run_demo(
         f"batches): held-out Pearson median {reliability.median():.2f}; most trustworthy "
         f"{', '.join(reliability.index[-3:][::-1])}; least {', '.join(reliability.index[:3])}."
     )
-    rna_only = MuData({"rna": mdata[mdata.obs["batch"] == "p1_0"]["rna"].copy()})
+    with no_pull():
+        rna_only = MuData({"rna": mdata[mdata.obs["batch"] == "p1_0"]["rna"].copy()})
     tl.fill_protein(rna_only, reference, key_added="prot_pred")
     write_atomic(reference_path, rna_only.write_h5mu, overwrite=overwrite)
     print(f"   Translated the {rna_only.n_obs} RNA-only cells of p1_0 into {reference_path}.")
@@ -113,7 +114,8 @@ def run_demo(
 
     # The query as a user would hold it: RNA only. A new MuData rather than deleting "prot" and
     # calling update(), which would leave the deleted modality's columns and obsm mask behind.
-    query = MuData({"rna": test["rna"].copy()})
+    with no_pull():
+        query = MuData({"rna": test["rna"].copy()})
     query.obs = test.obs.copy()
     tl.fill_protein(query, model, key_added="prot_pred")
     write_atomic(h5mu_path, query.write_h5mu, overwrite=overwrite)

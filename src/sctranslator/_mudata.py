@@ -1,4 +1,8 @@
-"""MuData objects whose modalities share feature names, without mudata's warning about it."""
+"""MuData handling that changes nothing outside the package.
+
+Both context managers act only inside their ``with`` block: importing sctranslator sets no
+mudata option and no warning filter.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,36 @@ import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
+import mudata
 from anndata import AnnData
+
+
+@contextmanager
+def no_pull() -> Iterator[None]:
+    """Within this context, mudata does not pull the modalities' columns into the global tables.
+
+    mudata < 0.4 copies the modalities' ``obs``/``var`` columns into the MuData's global
+    ``obs``/``var`` on every ``MuData()``, ``copy()`` and ``update()`` (and warns, with a
+    :class:`FutureWarning`, that 0.4 stops doing so). sctranslator never reads pulled columns:
+    it sets the global ``obs`` itself and reads ``var`` from the modalities. Pulling also warned
+    "Cannot join columns with the same name" whenever gene and protein names coincide (CD9 the
+    gene, CD9 the antibody). This context adopts mudata 0.4's behaviour for the MuData objects
+    that sctranslator builds or updates, and restores the user's option on exit. In a mudata
+    where the option is gone (``ValueError``), not pulling is the only behaviour and the
+    context does nothing.
+
+    Examples
+    --------
+    >>> with no_pull():
+    ...     mdata = MuData({"rna": rna, "prot": prot})
+    """
+    try:
+        options = mudata.set_options(pull_on_update=False)
+    except ValueError:  # mudata >= 0.4: the option is gone and nothing is pulled
+        yield
+        return
+    with options:
+        yield
 
 
 @contextmanager

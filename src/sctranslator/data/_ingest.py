@@ -97,9 +97,9 @@ def read_dataset(path: str | os.PathLike, name: str, setup: Mapping | None = Non
     if path.suffix == ".h5mu":
         import mudata
 
-        from sctranslator._mudata import shared_var_names
+        from sctranslator._mudata import no_pull, shared_var_names
 
-        with shared_var_names(None):
+        with no_pull(), shared_var_names(None):
             mdata = mudata.read_h5mu(path)
         rna, proteins, names, obs = _from_mudata(mdata, setup, path)
     elif path.suffix == ".h5ad":
@@ -112,23 +112,25 @@ def read_dataset(path: str | os.PathLike, name: str, setup: Mapping | None = Non
     genes = np.asarray(rna.var_names).astype(str)
     if len(genes) == 0:
         raise ValueError(f"{path} has no genes in its RNA.")
-    check_unique(genes, f"gene (in {path.name})")
+    check_unique(genes, what=f"gene (in {path.name})")
     _check_distinct_genes(genes, path)
-    check_unique(names, f"protein (in {path.name})")
-    check_unique(np.asarray(rna.obs_names), f"cell (in {path.name})")
+    check_unique(names, what=f"protein (in {path.name})")
+    check_unique(np.asarray(rna.obs_names), what=f"cell (in {path.name})")
     layer = setup.get("rna_layer" if path.suffix == ".h5mu" else "layer")
-    counts = get_matrix(rna, layer, f"the RNA of {path}")
+    counts = get_matrix(rna, layer=layer, what=f"the RNA of {path}")
     check_values(
         counts,
-        f"the RNA of {path}",
-        rna.obs_names,
+        what=f"the RNA of {path}",
+        obs_names=rna.obs_names,
         allow_nan=allows_missing_genes(rna),
         require_nonempty=True,
     )
     if proteins is None:
         _report_rna_only(path, setup)
     else:
-        check_values(proteins, f"the proteins of {path}", rna.obs_names, allow_nan=True)
+        check_values(
+            proteins, what=f"the proteins of {path}", obs_names=rna.obs_names, allow_nan=True
+        )
     batch_key = setup.get("batch_key")
     if batch_key is not None and batch_key not in obs:
         raise KeyError(f"batch_key {batch_key!r} not found in the obs of {path}.")
@@ -191,13 +193,13 @@ def _from_mudata(mdata: MuData, setup: dict, path: Path):
     obs = obs.reindex(rna.obs_names) if len(obs) else pd.DataFrame(index=rna.obs_names)
     if protein_key not in mdata.mod:
         return rna, None, np.array([], dtype=str), obs
-    protein = get_modality(mdata, protein_key, f"the proteins of {path}")
+    protein = get_modality(mdata, mod_key=protein_key, what=f"the proteins of {path}")
     if not protein.obs_names.equals(rna.obs_names):
         raise ValueError(
             f"{path}: the {rna_key!r} and {protein_key!r} modalities are not paired cell by "
             "cell; use `sctranslator.pp.pair_modalities` first and save the result."
         )
-    matrix = get_matrix(protein, setup.get("protein_layer"), f"the proteins of {path}")
+    matrix = get_matrix(protein, layer=setup.get("protein_layer"), what=f"the proteins of {path}")
     return rna, matrix, np.asarray(protein.var_names), obs
 
 
@@ -220,6 +222,7 @@ def _from_anndata(adata: AnnData, setup: dict, path: Path):
 def ingest(
     inputs: Sequence[str | os.PathLike],
     uri: str | os.PathLike,
+    *,
     setup: Mapping | None = None,
     names: Sequence[str] | None = None,
     append: bool = False,
@@ -260,7 +263,7 @@ def ingest(
     names = [p.stem for p in inputs] if names is None else list(map(str, names))
     if len(names) != len(inputs):
         raise ValueError(f"{len(names)} names for {len(inputs)} inputs.")
-    check_unique(names, "dataset")
+    check_unique(names, what="dataset")
     if any(":" in name for name in names):
         raise ValueError(
             f"Dataset names may not contain ':' (it joins dataset and cell names): {names}."

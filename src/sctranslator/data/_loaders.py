@@ -17,6 +17,7 @@ def rna_loader(
     matrix,
     obs_names: Sequence[str],
     var_names: Sequence[str],
+    *,
     indices: Sequence[int] | None = None,
     batch_size: int = 128,
 ) -> AnnDataLoader:

@@ -13,7 +13,7 @@ from mudata import MuData
 _CHUNK = 8192
 
 
-def iter_row_chunks(matrix, chunk_size: int = _CHUNK) -> Iterator[tuple[int, np.ndarray]]:
+def iter_row_chunks(matrix, *, chunk_size: int = _CHUNK) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(start, dense_block)`` over row chunks of a dense, sparse or backed matrix."""
     for start in range(0, matrix.shape[0], chunk_size):
         block = matrix[start : start + chunk_size]
@@ -26,7 +26,7 @@ def _examples(names: Sequence[str]) -> str:
     return ", ".join(map(str, list(names)[:5]))
 
 
-def check_unique(names: Sequence[str], what: str) -> None:
+def check_unique(names: Sequence[str], *, what: str) -> None:
     """Raise when ``names`` contains duplicates."""
     index = pd.Index(names)
     if not index.is_unique:
@@ -39,6 +39,7 @@ def check_unique(names: Sequence[str], what: str) -> None:
 
 def check_values(
     matrix,
+    *,
     what: str,
     obs_names: Sequence[str],
     allow_nan: bool = False,
@@ -75,7 +76,7 @@ def check_values(
         )
 
 
-def get_matrix(adata: AnnData, layer: str | None, what: str):
+def get_matrix(adata: AnnData, *, layer: str | None, what: str):
     """``adata.X`` or ``adata.layers[layer]``, with an error naming the available layers."""
     if layer is None:
         if adata.X is None:
@@ -88,14 +89,14 @@ def get_matrix(adata: AnnData, layer: str | None, what: str):
     return adata.layers[layer]
 
 
-def get_modality(mdata: MuData, mod_key: str | None, what: str) -> AnnData:
+def get_modality(mdata: MuData, *, mod_key: str | None, what: str) -> AnnData:
     """``mdata.mod[mod_key]`` with an error naming the available modalities."""
     if mod_key is None or mod_key not in mdata.mod:
         raise KeyError(f"Modality {mod_key!r} for {what} not found; available: {list(mdata.mod)}.")
     return mdata.mod[mod_key]
 
 
-def check_paired(mdata: MuData, mod_keys: Sequence[str]) -> None:
+def check_paired(mdata: MuData, *, mod_keys: Sequence[str]) -> None:
     """Raise when the modalities do not hold the same cells in the same order."""
     first = mdata.mod[mod_keys[0]].obs_names
     for key in mod_keys[1:]:

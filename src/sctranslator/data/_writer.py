@@ -13,6 +13,7 @@ from anndata import AnnData
 from mudata import MuData
 
 from sctranslator._io import write_atomic
+from sctranslator._mudata import no_pull
 
 SUFFIXES = (".h5ad", ".h5mu")
 
@@ -88,7 +89,8 @@ def write_blocks(
 
     def write(temporary: str) -> None:
         if path.suffix == ".h5mu":
-            MuData({modality: skeleton}).write_h5mu(temporary)
+            with no_pull():
+                MuData({modality: skeleton}).write_h5mu(temporary)
             group_name = f"mod/{modality}"
         else:
             skeleton.write_h5ad(temporary)

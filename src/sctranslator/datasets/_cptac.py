@@ -12,9 +12,8 @@ import pandas as pd
 from anndata import AnnData
 from mudata import MuData
 
-from sctranslator._mudata import shared_var_names
-from sctranslator.data import Vocabulary
-from sctranslator.data._vocabulary import UNKNOWN
+from sctranslator._mudata import no_pull, shared_var_names
+from sctranslator.data import UNKNOWN, Vocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +27,7 @@ _CLINICAL = ["Proteomics_Tumor_Normal", "Histologic_type", "FIGO_stage", "Tumor_
 
 def cptac_ucec_bulk(
     path: str | os.PathLike,
+    *,
     genes: Sequence[str] | None = None,
     proteins: Sequence[str] | None = None,
 ) -> MuData:
@@ -104,7 +104,7 @@ def cptac_ucec_bulk(
             layers={"counts": prot_linear.copy(), "log2_ratio": prot_log},
         ),
     }
-    with shared_var_names(modalities.values()):  # proteins are named by their genes
+    with no_pull(), shared_var_names(modalities.values()):  # proteins named by their genes
         mdata = MuData(modalities)
     mdata.obs = obs
     return mdata

@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 from mudata import MuData
 
-from sctranslator._mudata import shared_var_names
+from sctranslator._mudata import no_pull, shared_var_names
 from sctranslator.data import resolve_protein_token
 from sctranslator.pp import pair_modalities
 
 
-def pbmc_cite_mini(paired: bool = True) -> MuData:
+def pbmc_cite_mini(*, paired: bool = True) -> MuData:
     """Real human PBMC CITE-seq cells: 500 genes and 224 antibodies, in four batches.
 
     A subset of the Seurat v4 PBMC CITE-seq atlas :cite:p:`Hao2021` (GEO GSE164378), as
@@ -45,7 +45,7 @@ def pbmc_cite_mini(paired: bool = True) -> MuData:
     'HLA-DR'
     """
     files = resources.files("sctranslator.datasets")
-    with resources.as_file(files / "quickstart_pbmc_mosaic.h5mu") as path:
+    with resources.as_file(files / "quickstart_pbmc_mosaic.h5mu") as path, no_pull():
         source = md.read_h5mu(path)
     with (files / "pbmc_adt_names.tsv").open() as fh:
         names = pd.read_csv(fh, sep="\t", index_col="source_name")
@@ -58,7 +58,8 @@ def pbmc_cite_mini(paired: bool = True) -> MuData:
     for data in (rna, prot):
         data.X = data.X.astype(np.float32)
         data.layers["counts"] = data.X.copy()
-    with shared_var_names((rna, prot)):  # 13 antibodies are named like their genes (CD9)
+    # 13 antibodies are named like their genes (CD9)
+    with no_pull(), shared_var_names((rna, prot)):
         mosaic = MuData({"rna": rna, "prot": prot})
     mosaic.obs = source.obs[["batch", "celltype"]].copy()
     return pair_modalities(mosaic, rna="rna", protein="prot") if paired else mosaic

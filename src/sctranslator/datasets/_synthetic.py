@@ -8,10 +8,13 @@ import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
 
+from sctranslator._mudata import no_pull
+
 _CHUNK = 20_000
 
 
 def synthetic_cite(
+    *,
     n_cells: int = 5000,
     n_genes: int = 1000,
     n_proteins: int = 100,
@@ -155,7 +158,8 @@ def synthetic_cite(
     prot = AnnData(X=protein, obs=pd.DataFrame(index=obs_names), var=pd.DataFrame(index=proteins))
     prot.layers["counts"] = protein.copy()
     prot.layers["truth"] = truth
-    mdata = MuData({"rna": rna, "prot": prot})
+    with no_pull():
+        mdata = MuData({"rna": rna, "prot": prot})
     mdata.obs = pd.DataFrame(
         {
             "batch": pd.Categorical([f"batch{b}" for b in batch]),

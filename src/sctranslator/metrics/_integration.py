@@ -62,7 +62,7 @@ def clustering_agreement(clusters: Sequence, labels: Sequence) -> pd.Series:
 
 
 @metrics_dsp.dedent
-def batch_entropy(embedding, batch: Sequence, n_neighbors: int = 30) -> float:
+def batch_entropy(embedding, batch: Sequence, *, n_neighbors: int = 30) -> float:
     """Mean entropy of the batch labels among each cell's nearest neighbours.
 
     The entropy is divided by its maximum, ``log(number of batches)``: 1 when every
@@ -162,7 +162,7 @@ def silhouette_batch(embedding, batch: Sequence, labels: Sequence) -> float:
 
 @metrics_dsp.dedent
 def integration_scores(
-    embedding, batch: Sequence, labels: Sequence | None = None, n_neighbors: int = 30
+    embedding, batch: Sequence, labels: Sequence | None = None, *, n_neighbors: int = 30
 ) -> pd.Series:
     """Batch mixing and, given cell types, cell-type separation of one embedding.
 
@@ -185,7 +185,7 @@ def integration_scores(
     --------
     >>> sct.metrics.integration_scores(emb, mdata.obs["batch"], mdata.obs["celltype"])
     """
-    scores = {"batch_entropy": batch_entropy(embedding, batch, n_neighbors)}
+    scores = {"batch_entropy": batch_entropy(embedding, batch, n_neighbors=n_neighbors)}
     if labels is not None:
         scores["silhouette_batch"] = silhouette_batch(embedding, batch, labels)
         scores["silhouette_label"] = silhouette_label(embedding, labels)

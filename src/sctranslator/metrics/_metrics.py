@@ -2,7 +2,13 @@
 
 Every function takes ``prediction`` and ``truth`` as ``(cells, proteins)`` arrays or
 DataFrames on the same scale; NaN in ``truth`` marks unmeasured values, which are ignored.
-A constant prediction (the average-profile control) has correlation 0 by convention.
+
+One convention for a correlation, here and wherever sctranslator reports one (the
+validation Pearson of training, :class:`~sctranslator.train.MaskedPearson`, follows it):
+NaN where the truth is constant (all its measured values equal) or has fewer than 3 measured
+values, since there is then no variation to predict; 0 where only the prediction is constant
+(e.g. the average-profile control), since it carries no information about the variation.
+Means over proteins or cells leave NaN out.
 """
 
 from __future__ import annotations
@@ -23,13 +29,15 @@ def _as_arrays(prediction, truth) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _pearson_along(x: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
-    """Pearson correlation along ``axis``.
+    """Pearson correlation along ``axis``, with the module's convention.
 
     NaN where the truth is constant or has fewer than 3 measured values; 0 where only the
-    prediction is constant (it carries no information about the variation).
+    prediction is constant. Constant means that all the measured values are equal.
     """
     measured = ~np.isnan(y)
     n = measured.sum(axis)
+    prediction_constant = _constant(x, measured, axis)
+    truth_constant = _constant(y, measured, axis)
     x = np.where(measured, x, 0.0)
     y = np.where(measured, y, 0.0)
     safe_n = np.maximum(n, 1)
@@ -40,8 +48,16 @@ def _pearson_along(x: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
     cov = (dx * dy).sum(axis)
     var_x, var_y = (dx**2).sum(axis), (dy**2).sum(axis)
     with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.where(var_x > 1e-24, cov / np.sqrt(var_x * var_y), 0.0)
-    return np.where((n >= 3) & (var_y > 1e-24), r, np.nan)
+        r = np.where(var_x * var_y > 0, cov / np.sqrt(var_x * var_y), 0.0)
+    r = np.where(prediction_constant, 0.0, r)
+    return np.where((n >= 3) & ~truth_constant, r, np.nan)
+
+
+def _constant(values: np.ndarray, measured: np.ndarray, axis: int) -> np.ndarray:
+    """Whether all measured values along ``axis`` are equal (False without any)."""
+    high = np.where(measured, values, -np.inf).max(axis)
+    low = np.where(measured, values, np.inf).min(axis)
+    return high == low
 
 
 @metrics_dsp.dedent
@@ -55,11 +71,13 @@ def per_protein_pearson(prediction, truth) -> np.ndarray:
 
     Returns
     -------
-    Array ``(proteins,)``; NaN where the truth is constant or has fewer than 3 values.
+    Array ``(proteins,)``; NaN where the truth is constant or has fewer than 3 measured
+    values, 0 where only the prediction is constant (the convention of the module).
 
     Examples
     --------
     >>> r = sct.metrics.per_protein_pearson(predicted, measured)
+    >>> np.nanmean(r)  # the mean over proteins, as training reports it
     """
     return _pearson_along(*_as_arrays(prediction, truth), axis=0)
 

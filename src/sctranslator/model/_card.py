@@ -6,26 +6,11 @@ import re
 
 import numpy as np
 import pandas as pd
+from scvi import REGISTRY_KEYS
 
 CARD_FIELDS = ("training_data", "licence", "intended_use", "limits")
 # Antibodies with no target (isotype controls) measure background only.
 _CONTROL = re.compile(r"(igg|isotype|control|ctrl)", re.I)
-
-
-def held_out_pearson(prediction: np.ndarray, measured: np.ndarray) -> np.ndarray:
-    """Per-column Pearson over the rows where ``measured`` is not NaN; NaN when undefined."""
-    seen = ~np.isnan(measured)
-    count = seen.sum(0)
-    p = np.where(seen, prediction, 0.0)
-    m = np.where(seen, measured, 0.0)
-    mean_p = p.sum(0) / np.maximum(count, 1)
-    mean_m = m.sum(0) / np.maximum(count, 1)
-    dp = np.where(seen, prediction - mean_p, 0.0)
-    dm = np.where(seen, measured - mean_m, 0.0)
-    denominator = np.sqrt((dp**2).sum(0) * (dm**2).sum(0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = (dp * dm).sum(0) / denominator
-    return np.where((count >= 3) & (denominator > 0), r, np.nan)
 
 
 def noise_flags(names: pd.Index, fitted_std: np.ndarray, measured: np.ndarray) -> pd.Series:
@@ -86,3 +71,98 @@ def render_card(
         value = "" if pd.isna(row["reliability"]) else f"{row['reliability']:.2f}"
         lines.append(f"| {name} | {row['token']} | {value} | {row['flag']} |")
     return "\n".join(lines) + "\n"
+
+
+def model_card_text(model) -> str:
+    """Return the model card of ``model``: its card fields, settings, genes and proteins."""
+    names = pd.Index(model._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY))
+    tokens = [model.vocabulary.tokens[i] for i in model.module.protein_ids.tolist()]
+    panel = model.panel_statistics
+    proteins = pd.DataFrame(
+        {
+            "token": tokens,
+            "reliability": model.protein_reliability.reindex(names).to_numpy(),
+            "flag": noise_flags(
+                names, panel.std.cpu().numpy(), panel.measured.any(0).cpu().numpy()
+            ),
+        },
+        index=names,
+    )
+    params = model.init_params_["non_kwargs"]
+    return render_card(
+        type(model).__name__,
+        getattr(model, "card_", None) or {},
+        model._model_summary_string,
+        model._registered_names(REGISTRY_KEYS.X_KEY),
+        proteins,
+        {"rna": params["rna_normalization"], "protein": params["protein_normalization"]},
+    )
+
+
+class ModelCardMixin:
+    """The model card and per-protein reliability of a model with registered proteins.
+
+    Needs from the model class: ``_registered_names``, ``vocabulary``, ``module.protein_ids``,
+    ``panel_statistics``, ``init_params_`` and ``_model_summary_string``; sets ``card_``.
+    """
+
+    def set_model_card(
+        self,
+        *,
+        training_data: str | None = None,
+        licence: str | None = None,
+        intended_use: str | None = None,
+        limits: str | None = None,
+    ) -> None:
+        """Record what the model was trained on and what it is for; saved with the model.
+
+        Parameters
+        ----------
+        training_data
+            The data set(s) and cells the model was trained on, with their source.
+        licence
+            The licence of the training data.
+        intended_use
+            What the model is for (e.g. "human PBMC, 10x 3' RNA").
+        limits
+            Where it is untested or known to fail.
+
+        Examples
+        --------
+        >>> model.set_model_card(training_data="Seurat v4 PBMC (GSE164378)", licence="MIT")
+        """
+        given = {
+            "training_data": training_data,
+            "licence": licence,
+            "intended_use": intended_use,
+            "limits": limits,
+        }
+        self.card_ = {
+            **(getattr(self, "card_", None) or {}),
+            **{k: v for k, v in given.items() if v is not None},
+        }
+
+    def model_card(self) -> str:
+        """Return the model card, as Markdown (saved as ``MODEL_CARD.md`` by :meth:`save`).
+
+        It gives the training data and licence, intended use and limits, normalisations,
+        genes, and each protein with its token and :attr:`protein_reliability`.
+
+        Examples
+        --------
+        >>> print(sct.SCTRANSLATOR.load_pretrained("pbmc").model_card())
+        """
+        return model_card_text(self)
+
+    @property
+    def protein_reliability(self) -> pd.Series:
+        """Each protein's held-out Pearson over the validation cells of the last training.
+
+        NaN where a protein was not measured there, or without validation cells. Saved with
+        the model; a fine-tuned model has its out-of-fold Pearson.
+        """
+        names = self._registered_names(REGISTRY_KEYS.PROTEIN_EXP_KEY)
+        values = getattr(self, "protein_reliability_", None) or {}
+        return pd.Series(
+            [values.get(n, np.nan) for n in names], index=names, dtype=float, name="reliability"
+        )

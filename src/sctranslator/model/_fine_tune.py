@@ -7,8 +7,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ._card import held_out_pearson
-from ._model_utils import measured_proteins
+from sctranslator.metrics import per_protein_pearson
+
+from ._held_out import measured_proteins
 
 INTERPOLATION_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -62,7 +63,9 @@ def choose_interpolation(
         measured.append(measured_proteins(model, held_out))
         order.append(held_out)
     truth = np.concatenate(measured)
-    per_protein = {w: held_out_pearson(np.concatenate(p), truth) for w, p in predictions.items()}
+    per_protein = {
+        w: per_protein_pearson(np.concatenate(p), truth) for w, p in predictions.items()
+    }
     scores = {w: float(np.nanmean(r)) for w, r in per_protein.items()}
     best = max(INTERPOLATION_GRID, key=lambda w: (round(scores[w], 4), -w))
     return best, scores, per_protein[best]

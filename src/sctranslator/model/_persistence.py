@@ -19,8 +19,15 @@ from safetensors.torch import load_file, save_file
 from sctranslator.data import Vocabulary
 
 FORMAT = "sctranslator-model"
-FORMAT_VERSION = 1
+# Version 2: the fitted components in files of their own (version 1 kept them in the weights).
+FORMAT_VERSION = 2
 WEIGHTS_FILE = "weights.safetensors"
+# The model's fitted components (attribute names) and the file each is saved in.
+COMPONENT_FILES = {
+    "panel_statistics": "panel.safetensors",
+    "reference_mapping": "mapping.safetensors",
+    "calibration": "calibration.safetensors",
+}
 SETTINGS_FILE = "model.json"
 CARD_FILE = "MODEL_CARD.md"
 # Folders of shipped references, inside the package.
@@ -92,11 +99,24 @@ def resolve_model_folder(name_or_path: str | os.PathLike) -> Path:
     raise FileNotFoundError(f"No saved model folder at {path}.")
 
 
-def write_model(folder: Path, state: dict[str, torch.Tensor], settings: dict, card: str) -> None:
-    """Write weights, settings and card into a new ``folder``."""
+def write_model(
+    folder: Path,
+    state: dict[str, torch.Tensor],
+    components: dict[str, dict[str, torch.Tensor]],
+    settings: dict,
+    card: str,
+) -> None:
+    """Write weights, fitted components, settings and card into a new ``folder``.
+
+    ``components`` maps each name of :data:`COMPONENT_FILES` to its state; an empty state
+    (an unfitted component) writes no file.
+    """
     folder.mkdir(parents=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items() if v is not None}
     save_file(tensors, str(folder / WEIGHTS_FILE), metadata={"format": FORMAT})
+    for name, component_state in components.items():
+        if component_state:
+            save_file(component_state, str(folder / COMPONENT_FILES[name]))
     settings = {"format": FORMAT, "format_version": FORMAT_VERSION, **settings}
     settings["sctranslator_version"] = metadata.version("sctranslator")
     (folder / SETTINGS_FILE).write_text(json.dumps(_encode(settings), indent=1))
@@ -147,8 +167,13 @@ def _link_or_copy(source: str | os.PathLike, destination: str | os.PathLike) -> 
         shutil.copy2(source, destination)
 
 
-def read_model(folder: Path, device: torch.device) -> tuple[dict[str, torch.Tensor], dict]:
-    """Read and check a model folder; errors say what is wrong and what to do."""
+def read_model(
+    folder: Path, device: torch.device
+) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, torch.Tensor]], dict]:
+    """Read and check a model folder: weights, component states and settings.
+
+    Errors say what is wrong and what to do.
+    """
     settings_path, weights_path = folder / SETTINGS_FILE, folder / WEIGHTS_FILE
     if not settings_path.is_file():
         if any(folder.glob("*model.pt")):
@@ -164,15 +189,30 @@ def read_model(folder: Path, device: torch.device) -> tuple[dict[str, torch.Tens
         raise ValueError(
             f"{settings_path} is corrupted ({error}); save the model again."
         ) from error
-    if settings.get("format") != FORMAT or settings.get("format_version", 0) > FORMAT_VERSION:
-        raise ValueError(
-            f"{settings_path} is not a model of this sctranslator version (format "
-            f"{settings.get('format')!r} {settings.get('format_version')}); upgrade sctranslator."
+    if settings.get("format") != FORMAT:
+        raise ValueError(f"{settings_path} is not a saved sctranslator model.")
+    version = settings.get("format_version")
+    if version != FORMAT_VERSION:
+        advice = (
+            "upgrade sctranslator"
+            if isinstance(version, int) and version > FORMAT_VERSION
+            else "train the model again with this version and save it"
         )
-    try:
-        state = load_file(str(weights_path), device=str(device))
-    except (SafetensorError, OSError, FileNotFoundError) as error:
         raise ValueError(
-            f"The weights {weights_path} are missing or corrupted ({error}); save the model again."
-        ) from error
-    return state, settings
+            f"{folder} was saved in model format {version} by sctranslator "
+            f"{settings.get('sctranslator_version')}; this version reads format "
+            f"{FORMAT_VERSION}: {advice}."
+        )
+    paths = {None: weights_path} | {
+        name: folder / file for name, file in COMPONENT_FILES.items() if (folder / file).exists()
+    }
+    tensors = {}
+    for name, path in paths.items():
+        try:
+            tensors[name] = load_file(str(path), device=str(device))
+        except (SafetensorError, OSError, FileNotFoundError) as error:
+            raise ValueError(
+                f"{path} is missing or corrupted ({error}); save the model again."
+            ) from error
+    state = tensors.pop(None)
+    return state, {name: tensors.get(name, {}) for name in COMPONENT_FILES}, settings

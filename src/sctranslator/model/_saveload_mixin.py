@@ -12,11 +12,17 @@ from anndata import AnnData
 from mudata import MuData
 from scvi import REGISTRY_KEYS
 
-from sctranslator.module._calibration import CALIBRATION
-from sctranslator.module._weights import REFERENCE_MAPPING
+from sctranslator.components import component_state, load_component_state
+from sctranslator.data import rna_modality
 
-from ._model_utils import rna_modality, torch_device
-from ._persistence import read_model, replace_folder, resolve_model_folder, write_model
+from ._model_utils import torch_device
+from ._persistence import (
+    COMPONENT_FILES,
+    read_model,
+    replace_folder,
+    resolve_model_folder,
+    write_model,
+)
 
 
 class SaveLoadMixin:
@@ -26,15 +32,18 @@ class SaveLoadMixin:
     def save(
         self,
         dir_path: str | os.PathLike,
+        *,
         overwrite: bool = False,
         save_anndata: bool = False,
     ) -> None:
         """Save the model to the folder ``dir_path`` as plain data, atomically.
 
-        The folder holds ``weights.safetensors`` (the module's tensors), ``model.json``
-        (settings, registry, vocabulary, training history and model card, as JSON) and
-        ``MODEL_CARD.md`` (:meth:`model_card`); no pickled Python objects, so renaming a class
-        never breaks a saved model. Everything is written to a temporary folder beside
+        The folder holds ``weights.safetensors`` (the module's tensors), one safetensors file
+        per fitted component (``panel.safetensors``, ``mapping.safetensors``,
+        ``calibration.safetensors``; none for an unfitted one), ``model.json`` (settings,
+        registry, vocabulary, training history and model card, as JSON) and
+        ``MODEL_CARD.md``; no pickled Python objects, so renaming a class never breaks a
+        saved model. Everything is written to a temporary folder beside
         ``dir_path`` and renamed into place, so an interrupted save leaves no half-written
         model. Under DDP only the first process writes.
 
@@ -88,7 +97,8 @@ class SaveLoadMixin:
             )
 
         def write(folder: Path) -> None:
-            write_model(folder, self.module.state_dict(), settings, self.model_card())
+            components = {name: component_state(getattr(self, name)) for name in COMPONENT_FILES}
+            write_model(folder, self.module.state_dict(), components, settings, self.model_card())
             if save_anndata:
                 name = "mdata.h5mu" if isinstance(self.adata, MuData) else "adata.h5ad"
                 self.adata.write(folder / name)
@@ -99,6 +109,7 @@ class SaveLoadMixin:
     def load(
         cls,
         dir_path: str | os.PathLike,
+        *,
         adata: AnnData | MuData | None = None,
         accelerator: str = "auto",
         device: int | str = "auto",
@@ -130,13 +141,13 @@ class SaveLoadMixin:
         """
         folder = resolve_model_folder(dir_path)
         target = torch_device(accelerator, device)
-        state, settings = read_model(folder, target)
+        state, components, settings = read_model(folder, target)
         if settings["class"] != cls.__name__:
             raise ValueError(f"{folder} holds a {settings['class']}, not a {cls.__name__}.")
         registry = settings["registry"]
         if adata is not None:
             genes = np.asarray(settings["var_names"]["genes"]).astype(str)
-            given = np.asarray(rna_modality(adata, registry).var_names).astype(str)
+            given = np.asarray(rna_modality(adata, registry["setup_args"]).var_names).astype(str)
             if not np.array_equal(given, genes):
                 raise ValueError(
                     f"The RNA genes of `adata` ({len(given)}) are not the {len(genes)} genes the "
@@ -148,15 +159,10 @@ class SaveLoadMixin:
         model = cls(
             adata, registry=registry, vocabulary=settings["vocabulary"], **settings["init_params"]
         )
-        optional = [(model.module, "", name) for name in REFERENCE_MAPPING]
-        optional += [(model.module.calibration, "calibration.", name) for name in CALIBRATION]
-        for owner, prefix, name in optional:  # buffers that are None until fitted
-            if prefix + name in state:
-                setattr(owner, name, torch.empty_like(state[prefix + name]))
-        # Saved before gene weights existed: every gene weighed alike, so keep that rule.
-        state.setdefault("gene_weight", torch.ones_like(model.module.gene_weight))
         try:
             model.module.load_state_dict(state)
+            for name, component in components.items():
+                load_component_state(getattr(model, name), component)
         except RuntimeError as error:
             raise ValueError(
                 f"The weights in {folder} do not fit the saved settings ({error}); save the "

@@ -16,8 +16,7 @@ from scvi.data.fields import (
 )
 from scvi.utils import setup_anndata_dsp
 
-from sctranslator.data import check_paired, get_matrix, get_modality
-from sctranslator.data._panels import allows_missing_genes
+from sctranslator.data import allows_missing_genes, check_paired, get_matrix, get_modality
 
 from ._model_utils import validate_training_data
 
@@ -77,7 +76,7 @@ class SetupMixin:
         else:
             raise ValueError("Pass `protein_names_uns_key` when proteins are an array.")
         validate_training_data(
-            get_matrix(adata, layer, "the RNA"),
+            get_matrix(adata, layer=layer, what="the RNA"),
             adata.obs_names,
             adata.var_names,
             proteins,
@@ -139,19 +138,21 @@ class SetupMixin:
         if modalities is None:
             raise ValueError("`modalities` must be given, e.g. {'rna_layer': 'rna', ...}.")
         modalities = cls._create_modalities_attr_dict(modalities, setup_method_args)
-        rna = get_modality(mdata, modalities.rna_layer, "rna_layer")
-        protein = get_modality(mdata, modalities.protein_layer, "protein_layer")
-        check_paired(mdata, [modalities.rna_layer, modalities.protein_layer])
+        rna = get_modality(mdata, mod_key=modalities.rna_layer, what="rna_layer")
+        protein = get_modality(mdata, mod_key=modalities.protein_layer, what="protein_layer")
+        check_paired(mdata, mod_keys=[modalities.rna_layer, modalities.protein_layer])
         batch_obs = (
             mdata.obs if modalities.batch_key is None else mdata.mod[modalities.batch_key].obs
         )
         if batch_key is not None and batch_key not in batch_obs:
             raise KeyError(f"batch_key {batch_key!r} not found in the obs of the MuData.")
         validate_training_data(
-            get_matrix(rna, rna_layer, f"modality {modalities.rna_layer!r}"),
+            get_matrix(rna, layer=rna_layer, what=f"modality {modalities.rna_layer!r}"),
             rna.obs_names,
             rna.var_names,
-            get_matrix(protein, protein_layer, f"modality {modalities.protein_layer!r}"),
+            get_matrix(
+                protein, layer=protein_layer, what=f"modality {modalities.protein_layer!r}"
+            ),
             protein.var_names,
             missing_genes=allows_missing_genes(rna),
         )

@@ -9,7 +9,6 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from sctranslator.nn import (
-    PROTEIN_NORMALIZATIONS,
     RNA_NORMALIZATIONS,
     AttentionBlock,
     MultiHeadAttention,
@@ -17,8 +16,7 @@ from sctranslator.nn import (
     get_normalization,
 )
 
-from ._calibration import Calibration
-from ._weights import REFERENCE_MAPPING, WeightsMixin
+from ._weights import WeightsMixin
 
 # How a cell with more than max_genes expressed genes chooses its tokens (select_genes).
 CONTEXTS = ("informative", "expressed")
@@ -47,12 +45,13 @@ class TranslatorModule(WeightsMixin, BaseModuleClass):
     so the gene order does not matter, and queries never attend to each other, so any set of
     proteins can be asked for.
 
-    The read-out predicts the protein's normalised value standardised by the training mean
-    and standard deviation of that protein (``protein_mean``, ``protein_std``), so every
-    protein weighs the same in the loss. With ``protein_rank``, training targets are first
-    projected on the top principal axes of the training proteins (``protein_axes``), which
-    removes noise that no cell state explains (reduced-rank regression). :meth:`loss` also
-    takes other targets, e.g. those of :class:`~sctranslator.train.NeighborTeacher`.
+    The read-out predicts each protein standardised (the model's
+    :class:`~sctranslator.components.PanelStatistics` give the scale), so every protein
+    weighs the same in the loss, whose targets the training plan provides. The module holds
+    the network's parameters and, as buffers, the gene weights of its context rule
+    (:meth:`set_gene_weights`) and whether it was started from data (``initialized``);
+    everything else fitted around training belongs to the model
+    (:mod:`sctranslator.components`).
 
     Parameters
     ----------
@@ -88,29 +87,17 @@ class TranslatorModule(WeightsMixin, BaseModuleClass):
     rna_normalization
         Per-cell normalisation of RNA counts, one of
         :data:`~sctranslator.nn.RNA_NORMALIZATIONS`.
-    protein_normalization
-        Per-cell normalisation of protein counts, one of
-        :data:`~sctranslator.nn.PROTEIN_NORMALIZATIONS`.
-    protein_rank
-        Number of principal axes of the standardised training proteins the training targets
-        are projected on; ``None`` (or at least the number of proteins) trains on the
-        targets as they are.
+    gradient_checkpointing
+        In training, attention blocks recompute their activations in the backward pass
+        (:func:`torch.utils.checkpoint.checkpoint`) instead of storing them: less memory,
+        about a third more compute.
 
     Attributes
     ----------
-    protein_fitted
-        Boolean buffer per registered protein, True once its ``protein_mean`` and
-        ``protein_std`` are set (from the training cells by
-        :func:`~sctranslator.train.fit_panel_statistics`, or from a reference by
-        :meth:`transfer_from`).
     initialized
         Boolean buffer, True once :meth:`initialize_from_data` has run (saved with the
         weights and copied by :meth:`transfer_from`, so training never restarts from the
         data over learnt weights).
-    gradient_checkpointing
-        When True, attention blocks recompute their activations in the backward pass during
-        training (:func:`torch.utils.checkpoint.checkpoint`) instead of storing them. Set by
-        :meth:`~sctranslator.SCTRANSLATOR.train`.
     """
 
     def __init__(
@@ -128,8 +115,7 @@ class TranslatorModule(WeightsMixin, BaseModuleClass):
         context: str = "informative",
         gene_dropout: float = 0.0,
         rna_normalization: str = "log1p_cp10k",
-        protein_normalization: str = "clr",
-        protein_rank: int | None = None,
+        gradient_checkpointing: bool = False,
     ):
         super().__init__()
         if context not in CONTEXTS:
@@ -137,29 +123,13 @@ class TranslatorModule(WeightsMixin, BaseModuleClass):
         self.max_genes = max_genes
         self.context = context
         self.gene_dropout = gene_dropout
-        self.gradient_checkpointing = False
+        self.gradient_checkpointing = gradient_checkpointing
         self.normalize_rna = get_normalization(rna_normalization, RNA_NORMALIZATIONS, "RNA")
-        self.normalize_protein = get_normalization(
-            protein_normalization, PROTEIN_NORMALIZATIONS, "protein"
-        )
-        n_proteins = len(protein_ids)
         self.register_buffer("gene_ids", torch.as_tensor(gene_ids), persistent=False)
         self.register_buffer("protein_ids", torch.as_tensor(protein_ids), persistent=False)
-        self.register_buffer("protein_mean", torch.zeros(n_proteins))
-        self.register_buffer("protein_std", torch.ones(n_proteins))
-        self.register_buffer("protein_fitted", torch.zeros(n_proteins, dtype=torch.bool))
-        rank = n_proteins if protein_rank is None else min(protein_rank, n_proteins)
-        self.register_buffer("protein_axes", torch.eye(n_proteins)[:, :rank])
         self.register_buffer("initialized", torch.tensor(False))
         # How informative each token is; ranks a cell's genes for its context (select_genes).
         self.register_buffer("gene_weight", torch.ones(n_tokens))
-        # The reference-mapping read-out, fitted after training (see set_reference_mapping).
-        for name in REFERENCE_MAPPING:
-            self.register_buffer(name, None)
-        self.register_buffer(
-            "protein_batch_mask", torch.ones(n_batch, n_proteins, dtype=torch.bool)
-        )
-        self.calibration = Calibration()  # prediction intervals, fitted after training
 
         self.embedding = TokenValueEmbedding(n_tokens, n_hidden)
         self.cell_scale = nn.Parameter(torch.ones(()))
@@ -189,7 +159,7 @@ class TranslatorModule(WeightsMixin, BaseModuleClass):
         rule does not depend on the gene order. Cost per cell is bounded by ``max_genes``.
         "Most expressed" weighs each value by the token's :attr:`gene_weight` (with
         ``context="informative"``, how strongly the gene tracks the proteins in the first
-        training cells, see :func:`~sctranslator.train.fit_gene_weights`), so housekeeping
+        training cells, see :func:`~sctranslator.components.fit_gene_weights`), so housekeeping
         genes expressed everywhere give way to informative ones.
 
         Returns
@@ -334,64 +304,19 @@ class TranslatorModule(WeightsMixin, BaseModuleClass):
         )
         bias = self.protein_bias(protein_ids).squeeze(1)
         protein = protein / identity.shape[1] ** 0.5 + bias
-        if self.mapping_anchors is not None:
-            protein = self._blend_reference_mapping(protein, context[:, 0], protein_ids)
         outputs = {"protein": protein}
         if return_attention:
             outputs["attention"] = attention
         return outputs
 
-    def _blend_reference_mapping(
-        self, protein: torch.Tensor, z: torch.Tensor, protein_ids: torch.Tensor
-    ) -> torch.Tensor:
-        """Blend ``protein`` with the kernel regression of the training cells' proteins on z."""
-        distance = torch.cdist(z, self.mapping_anchors)
-        kernel = torch.exp(-self.mapping_gamma * distance**2)
-        match = protein_ids[:, None] == self.mapping_protein_ids[None, :]
-        column = match.float().argmax(1)
-        mapped = kernel @ self.mapping_weights[:, column]
-        blend = torch.where(match.any(1), self.mapping_blend[column], 0.0)
-        return torch.lerp(protein, mapped, blend)
-
     @torch.no_grad()
-    def set_reference_mapping(
-        self,
-        anchors: torch.Tensor,
-        targets: torch.Tensor,
-        gamma: float,
-        alpha: float,
-        blend: torch.Tensor,
-    ) -> None:
-        """Add a reference-mapping read-out: RBF kernel ridge from the cell token to proteins.
+    def set_gene_weights(self, weights: torch.Tensor, gene_ids: torch.Tensor) -> None:
+        """Set the context rule's weights of tokens ``gene_ids`` (see :meth:`select_genes`).
 
-        ``anchors`` are training cells' cell tokens ``z`` and ``targets`` their standardised
-        proteins (unmeasured values count as the mean, 0). Predictions of the registered
-        proteins become ``(1 - blend) * network + blend * kernel ridge``, per protein. Saved
-        with the weights; :meth:`clear_reference_mapping` removes it.
+        ``weights`` come from :func:`~sctranslator.components.fit_gene_weights`; tokens not
+        given keep their weight (1 for a new model).
         """
-        self.mapping_protein_ids = self.protein_ids.clone()
-        kernel = torch.exp(-gamma * torch.cdist(anchors, anchors) ** 2)
-        eye = torch.eye(len(anchors), device=anchors.device, dtype=anchors.dtype)
-        self.mapping_anchors = anchors
-        self.mapping_weights = torch.linalg.solve(kernel + alpha * eye, targets.nan_to_num())
-        self.mapping_gamma = torch.tensor(float(gamma), device=anchors.device)
-        self.mapping_blend = blend.to(anchors.device, anchors.dtype)
-
-    @torch.no_grad()
-    def copy_reference_mapping(self, reference: TranslatorModule) -> None:
-        """Take the reference-mapping read-out of ``reference`` (none if it has none).
-
-        Its proteins are matched by token, so ``reference`` must share this module's
-        vocabulary prefix and protein scale (:meth:`transfer_from`).
-        """
-        for name in REFERENCE_MAPPING:
-            value = getattr(reference, name)
-            setattr(self, name, None if value is None else value.clone().to(self.device))
-
-    def clear_reference_mapping(self) -> None:
-        """Remove the reference-mapping read-out (before a new training)."""
-        for name in REFERENCE_MAPPING:
-            setattr(self, name, None)
+        self.gene_weight[gene_ids] = weights.to(self.gene_weight)
 
     @torch.inference_mode()
     def gene_attention(
@@ -413,18 +338,6 @@ class TranslatorModule(WeightsMixin, BaseModuleClass):
         flow = queried["attention"] @ encoded["attention"]
         return flow[:, :, 1:], encoded["tokens"], encoded["present"]
 
-    def standardized_target(
-        self, protein: torch.Tensor, batch_index: torch.Tensor
-    ) -> torch.Tensor:
-        """Normalised, standardised protein targets; NaN where unmeasured.
-
-        A protein is unmeasured where its count is NaN, and in every cell of a batch where it
-        is zero throughout (:attr:`protein_batch_mask`).
-        """
-        measured = self.protein_batch_mask[batch_index.long().view(-1)]
-        protein = torch.where(measured, protein, torch.nan)
-        return (self.normalize_protein(protein) - self.protein_mean) / self.protein_std
-
     def loss(
         self,
         tensors: dict[str, torch.Tensor],
@@ -434,20 +347,21 @@ class TranslatorModule(WeightsMixin, BaseModuleClass):
     ) -> LossOutput:
         """Mean squared error over the measured proteins; unmeasured ones are masked out.
 
-        ``target``: standardised targets with NaN where unmeasured (e.g. smoothed by
-        :class:`~sctranslator.train.NeighborTeacher`); by default the measured proteins
-        (:meth:`standardized_target`). In training, targets are projected on
-        ``protein_axes`` (unmeasured values count as the protein's mean there); validation
-        compares with them as they are.
+        ``target``: standardised proteins ``(cells, proteins)``, NaN where unmeasured, given
+        by the training plan (:class:`~sctranslator.train.TranslatorTrainingPlan`), which
+        knows the panel statistics.
+
+        Raises
+        ------
+        ValueError
+            Without ``target``.
         """
         if target is None:
-            target = self.standardized_target(
-                tensors[REGISTRY_KEYS.PROTEIN_EXP_KEY], tensors[REGISTRY_KEYS.BATCH_KEY]
+            raise ValueError(
+                "TranslatorModule.loss needs `target` (standardised proteins); train through "
+                "sctranslator.train.TranslatorTrainingPlan, which passes it."
             )
         measured = ~torch.isnan(target)
-        if self.training and self.protein_axes.shape[1] < self.protein_axes.shape[0]:
-            axes = self.protein_axes
-            target = torch.where(measured, torch.nan_to_num(target) @ axes @ axes.T, torch.nan)
         error = torch.where(measured, generative_outputs["protein"] - target, 0.0) ** 2
         n_measured = measured.sum(dim=1)
         per_cell = error.sum(dim=1) / n_measured.clamp_min(1)

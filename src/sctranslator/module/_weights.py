@@ -21,23 +21,6 @@ FREEZE_PRESETS: dict[str, tuple[str, ...]] = {
         "encoder_norm",
     ),
 }
-# Per-protein statistics of the registered panel, computed from each model's training cells
-# (a transferred model keeps the reference's mean and std of the proteins they share).
-PANEL_STATISTICS = (
-    "protein_mean",
-    "protein_std",
-    "protein_fitted",
-    "protein_axes",
-    "protein_batch_mask",
-)
-# Kernel ridge read-out from the cell token, fitted after training (set_reference_mapping).
-REFERENCE_MAPPING = (
-    "mapping_anchors",
-    "mapping_weights",
-    "mapping_gamma",
-    "mapping_blend",
-    "mapping_protein_ids",
-)
 
 
 def principal_axes(values: torch.Tensor, n_components: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,17 +88,12 @@ class WeightsMixin:
         self,
         reference: TranslatorModule,
         new_token_sources: Sequence[Sequence[int]] = (),
-        protein_positions: Sequence[int] | None = None,
     ) -> None:
         """Start from the weights of ``reference``, a module with a prefix of this vocabulary.
 
         The tokens of ``reference`` must be the first tokens of this module, in the same order
-        (:meth:`sctranslator.data.Vocabulary.extend` guarantees it). Every weight is copied (the
-        reference is not changed), except the per-protein statistics of the panel
-        (:data:`PANEL_STATISTICS`), which belong to the new data, except the mean and
-        standard deviation of protein ``j``, taken from the reference's registered protein
-        ``protein_positions[j]`` (``-1``: none) when both use the same protein normalisation,
-        so the reference's output scale is kept. Token
+        (:meth:`sctranslator.data.Vocabulary.extend` guarantees it). Every weight and buffer
+        is copied (the reference is not changed). Token
         ``len(reference vocabulary) + i`` starts with the mean identity and protein bias of the
         reference tokens ``new_token_sources[i]`` (e.g. an antibody's coding genes) or, without
         any, with a random identity of the reference identities' spread and no bias. Batches
@@ -132,12 +110,6 @@ class WeightsMixin:
         if len(own["embedding.identity.weight"]) < n_reference:
             raise ValueError("This module's vocabulary does not extend the reference's.")
         for name, value in source.items():
-            if (
-                name in PANEL_STATISTICS
-                or name in REFERENCE_MAPPING
-                or name.startswith("calibration.")
-            ):  # calibration: of the reference's own held-out cells
-                continue
             if name == "gene_weight":  # a new token starts as an average gene
                 own[name][:n_reference] = value
                 own[name][n_reference:] = value.mean()
@@ -162,15 +134,3 @@ class WeightsMixin:
             else:
                 own[name].copy_(value)
         self.load_state_dict(own)
-        if protein_positions is not None and self.normalize_protein is reference.normalize_protein:
-            self._copy_protein_statistics(reference, protein_positions)
-
-    def _copy_protein_statistics(
-        self, reference: TranslatorModule, positions: Sequence[int]
-    ) -> None:
-        """Take the reference's mean and std of protein ``positions[j]`` for protein ``j``."""
-        for j, i in enumerate(positions):
-            if i >= 0 and bool(reference.protein_fitted[i]):
-                self.protein_mean[j] = reference.protein_mean[i]
-                self.protein_std[j] = reference.protein_std[i]
-                self.protein_fitted[j] = True

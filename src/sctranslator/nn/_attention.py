@@ -82,9 +82,11 @@ class MultiHeadAttention(nn.Module):
 class AttentionBlock(nn.Module):
     """Pre-norm attention then feed-forward, each with a residual connection.
 
-    Self-attention by default; with ``cross=True`` the tokens attend to a separate context
-    (protein queries reading the encoded genes) and never to each other, so the prediction
-    for one protein does not depend on which other proteins were asked for.
+    Self-attention by default: the tokens attend to each other (the encoder layers of
+    :class:`~sctranslator.module.TranslatorModule`, over the cell token and the latent
+    tokens). With ``cross=True`` the tokens attend to a separate context and never to each
+    other (the module's read-in: the cell token and the latents read the gene tokens), so the
+    update of one token does not depend on which other tokens are in the block.
 
     Parameters
     ----------
@@ -96,6 +98,13 @@ class AttentionBlock(nn.Module):
         Dropout on the attention and feed-forward outputs.
     cross
         Cross-attention to a context instead of self-attention.
+
+    Examples
+    --------
+    >>> read_in = AttentionBlock(64, 4, cross=True)
+    >>> latents, _ = read_in(latents, context=gene_tokens, key_mask=present)
+    >>> encoder_layer = AttentionBlock(64, 4)
+    >>> latents, _ = encoder_layer(latents)
     """
 
     def __init__(self, n_hidden: int, n_heads: int, dropout: float = 0.1, cross: bool = False):

@@ -16,6 +16,7 @@ from ._utils import finish, new_axes
 @plot_dsp.dedent
 def confusion_matrix(
     data: AnnData | MuData,
+    *,
     key: str = "sct_classify",
     truth: str | None = None,
     normalize: bool = True,
@@ -54,7 +55,7 @@ def confusion_matrix(
     Examples
     --------
     >>> mdata.obs["known"] = mdata.obs["celltype"].where(mdata.obs["batch"] == "p3_0")
-    >>> sct.tl.classify(mdata, "known")
+    >>> sct.tl.classify(mdata, label_key="known")
     >>> sct.pl.confusion_matrix(mdata)  # cross-validated, labelled cells
     >>> sct.pl.confusion_matrix(mdata, truth="celltype")  # the cells that were predicted
     """

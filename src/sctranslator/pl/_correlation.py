@@ -7,19 +7,23 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from mudata import MuData
 
 from sctranslator._docstrings import plot_dsp
 from sctranslator.metrics import per_protein_pearson, per_protein_spearman
 
-from ._utils import finish, new_axes
+from ._utils import finish, new_axes, predicted_and_measured
 
 _CORRELATIONS = {"pearson": per_protein_pearson, "spearman": per_protein_spearman}
 
 
 @plot_dsp.dedent
 def protein_correlation(
-    predicted: pd.DataFrame,
-    measured: pd.DataFrame,
+    data: MuData | pd.DataFrame,
+    measured: str | pd.DataFrame = "prot",
+    *,
+    key: str = "prot_pred",
+    layer: str | None = None,
     proteins: Sequence[str] | None = None,
     n_top: int = 30,
     method: str = "pearson",
@@ -29,17 +33,24 @@ def protein_correlation(
 ) -> Axes | None:
     """Bar chart of the per-protein correlation (across cells), best first.
 
+    Predicted proteins are read from the modality ``key`` that
+    :func:`~sctranslator.tl.fill_protein` wrote, measured ones from the modality
+    ``measured``; cells are matched by name, and cells without measured proteins are left
+    out.
+
     Parameters
     ----------
-    predicted, measured
-        Cells by proteins on the same scale; ``measured`` is aligned to ``predicted``. NaN in
-        ``measured`` marks unmeasured values.
+    %(param_predicted_data)s
+    %(param_measured)s
+    %(param_key_predicted)s
+    %(param_layer_measured)s
     proteins
         Proteins to show; by default the ``n_top`` best correlated.
     n_top
         Bars shown when ``proteins`` is not given.
     method
-        ``"pearson"`` or ``"spearman"``.
+        ``"pearson"`` or ``"spearman"`` (:func:`~sctranslator.metrics.per_protein_pearson`,
+        :func:`~sctranslator.metrics.per_protein_spearman`).
     %(param_ax)s
     %(param_show)s
     %(param_save)s
@@ -50,16 +61,15 @@ def protein_correlation(
 
     Examples
     --------
-    >>> sct.pl.protein_correlation(pred, truth, n_top=20, save="correlation.png")
+    >>> sct.tl.fill_protein(mdata, model)  # the modality "prot_pred"
+    >>> clr = sct.pp.normalize_protein(mdata["prot"], layer="counts")
+    >>> mdata["prot"].layers["clr"] = clr.to_numpy()  # the model's scale
+    >>> sct.pl.protein_correlation(mdata, "prot", layer="clr", n_top=20)
+    >>> sct.pl.protein_correlation(predicted, measured)  # or two tables
     """
     if method not in _CORRELATIONS:
         raise ValueError(f"method must be one of {tuple(_CORRELATIONS)}, got {method!r}.")
-    missing = predicted.columns.difference(measured.columns)
-    if len(missing):
-        raise ValueError(
-            f"{len(missing)} predicted proteins are not measured: {list(missing[:5])}."
-        )
-    measured = measured.loc[predicted.index, predicted.columns]
+    predicted, measured, _ = predicted_and_measured(data, measured, key, layer)
     r = pd.Series(_CORRELATIONS[method](predicted, measured), index=predicted.columns).dropna()
     shown = (
         r.sort_values(ascending=False).iloc[:n_top] if proteins is None else r.loc[list(proteins)]

@@ -17,6 +17,7 @@ from ._utils import finish
 @plot_dsp.dedent
 def embedding(
     data: AnnData | MuData,
+    *,
     basis: str = "X_sct_joint",
     color: str | Sequence[str] | None = None,
     components: str | None = None,
@@ -37,7 +38,9 @@ def embedding(
     data
         AnnData or MuData.
     basis
-        Key in ``data.obsm``.
+        Key in ``data.obsm``: the ``embedding_key`` of :func:`~sctranslator.tl.cluster`
+        (``"X_sct_joint"``) or the ``key_added`` of :func:`~sctranslator.tl.embed`
+        (``"X_sct_latent"``), named as in :func:`scanpy.pl.embedding`.
     color
         ``obs`` column(s) to colour by.
     components

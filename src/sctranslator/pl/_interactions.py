@@ -1,4 +1,4 @@
-"""Heatmap of a gene x protein importance table."""
+"""Heatmap of the gene x protein importances of :func:`~sctranslator.tl.interactions`."""
 
 from __future__ import annotations
 
@@ -6,16 +6,20 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from anndata import AnnData
 from matplotlib.axes import Axes
+from mudata import MuData
 
 from sctranslator._docstrings import plot_dsp
 
-from ._utils import finish, new_axes
+from ._utils import finish, new_axes, table_of
 
 
 @plot_dsp.dedent
 def interaction_heatmap(
-    table: pd.DataFrame,
+    data: AnnData | MuData | pd.DataFrame,
+    *,
+    key: str = "sct_interactions",
     proteins: Sequence[str] | None = None,
     genes: Sequence[str] | None = None,
     n_top: int = 5,
@@ -28,8 +32,12 @@ def interaction_heatmap(
 
     Parameters
     ----------
-    table
-        Genes (rows) by proteins (columns).
+    data
+        The AnnData or MuData annotated by :func:`~sctranslator.tl.interactions`, or the
+        table it returned (genes down, proteins across).
+    key
+        The ``key_added`` of :func:`~sctranslator.tl.interactions`: the table is
+        ``data.uns[key]``.
     proteins
         Columns to show; all by default.
     genes
@@ -50,9 +58,10 @@ def interaction_heatmap(
 
     Examples
     --------
-    >>> table = sct.tl.interactions(mdata, model, proteins=["CD8", "CD20", "CD16"])
-    >>> sct.pl.interaction_heatmap(table, n_top=5)
+    >>> sct.tl.interactions(mdata, model, proteins=["CD8", "CD20", "CD16"])
+    >>> sct.pl.interaction_heatmap(mdata, n_top=5)  # reads uns["sct_interactions"]
     """
+    table = table_of(data, key, "interactions")
     proteins = list(table.columns if proteins is None else proteins)
     missing = [p for p in proteins if p not in table.columns]
     if missing:

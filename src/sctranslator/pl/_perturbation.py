@@ -6,18 +6,22 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from anndata import AnnData
 from matplotlib.axes import Axes
+from mudata import MuData
 
 from sctranslator._docstrings import plot_dsp
 
-from ._utils import finish, new_axes
+from ._utils import finish, new_axes, table_of
 
 _COLUMNS = ("group", "protein", "shift")
 
 
 @plot_dsp.dedent
 def perturbation_effect(
-    table: pd.DataFrame,
+    data: AnnData | MuData | pd.DataFrame,
+    *,
+    key: str = "sct_perturb",
     proteins: Sequence[str] | None = None,
     n_top: int = 15,
     ax: Axes | None = None,
@@ -28,9 +32,12 @@ def perturbation_effect(
 
     Parameters
     ----------
-    table
-        The tidy table returned by :func:`~sctranslator.tl.perturb` (or
-        ``uns[key_added]["mean_shift"]``): columns ``group``, ``protein`` and ``shift``.
+    data
+        The AnnData or MuData annotated by :func:`~sctranslator.tl.perturb`, or the tidy
+        table it returned (columns ``group``, ``protein`` and ``shift``).
+    key
+        The ``key_added`` of :func:`~sctranslator.tl.perturb`: the table is
+        ``data.uns[key]["mean_shift"]``.
     proteins
         Proteins to show; by default the ``n_top`` with the largest absolute shift in any group.
     n_top
@@ -45,9 +52,10 @@ def perturbation_effect(
 
     Examples
     --------
-    >>> effect = sct.tl.perturb(mdata, model, ["MS4A1"], groupby="celltype")
-    >>> sct.pl.perturbation_effect(effect, n_top=10)
+    >>> sct.tl.perturb(mdata, model, genes=["MS4A1"], groupby="celltype")
+    >>> sct.pl.perturbation_effect(mdata, n_top=10)  # reads uns["sct_perturb"]
     """
+    table = table_of(data, key, "perturb")
     missing = [c for c in _COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"The table lacks columns {missing}; pass the result of sct.tl.perturb.")

@@ -7,9 +7,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from anndata import AnnData
 from matplotlib.axes import Axes
+from mudata import MuData
 
 from sctranslator._docstrings import plot_dsp
+from sctranslator.data import get_modality
 
 from ._utils import finish, new_axes
 
@@ -19,7 +22,9 @@ if TYPE_CHECKING:
 
 @plot_dsp.dedent
 def protein_reliability(
-    model: SCTRANSLATOR | pd.Series,
+    data: SCTRANSLATOR | MuData | AnnData | pd.Series,
+    *,
+    key: str = "prot_pred",
     proteins: Sequence[str] | None = None,
     threshold: float = 0.3,
     n_labels: int = 5,
@@ -30,14 +35,20 @@ def protein_reliability(
     """Dot plot of each protein's reliability, best first: which predictions to trust.
 
     Reliability is the Pearson correlation of predicted with measured values over the cells
-    held out of training (:attr:`~sctranslator.SCTRANSLATOR.protein_reliability`). Proteins
-    without a value (never measured in the held-out cells) are left out.
+    held out of training (:attr:`~sctranslator.SCTRANSLATOR.protein_reliability`), which
+    :func:`~sctranslator.tl.fill_protein` also writes to ``var["reliability"]`` of the
+    predicted modality. Proteins without a value (never measured in the held-out cells) are
+    left out.
 
     Parameters
     ----------
-    model
-        A trained :class:`~sctranslator.SCTRANSLATOR`, or reliabilities indexed by protein
-        (e.g. ``mdata["prot_pred"].var["reliability"]``).
+    data
+        A MuData annotated by :func:`~sctranslator.tl.fill_protein` (the reliabilities of
+        its modality ``key``), the predicted modality itself (an AnnData with
+        ``var["reliability"]``), a trained :class:`~sctranslator.SCTRANSLATOR`, or
+        reliabilities indexed by protein.
+    key
+        The ``key_added`` of :func:`~sctranslator.tl.fill_protein`, with a MuData.
     proteins
         Proteins to show, each labelled; by default all, the ``n_labels`` best and worst
         labelled.
@@ -55,11 +66,11 @@ def protein_reliability(
 
     Examples
     --------
-    >>> sct.pl.protein_reliability(model, threshold=0.3)
-    >>> sct.pl.protein_reliability(mdata["prot_pred"].var["reliability"], proteins=["CD4-1"])
+    >>> sct.tl.fill_protein(mdata, model)
+    >>> sct.pl.protein_reliability(mdata)  # var["reliability"] of mdata["prot_pred"]
+    >>> sct.pl.protein_reliability(model, threshold=0.3, proteins=["CD4-1", "CD19"])
     """
-    values = model if isinstance(model, pd.Series) else model.protein_reliability
-    values = values.dropna().sort_values(ascending=False)
+    values = _reliability(data, key).dropna().sort_values(ascending=False)
     if proteins is not None:
         missing = [p for p in proteins if p not in values.index]
         if missing:
@@ -86,3 +97,25 @@ def protein_reliability(
     ax.set_ylabel("reliability (held-out Pearson)")
     ax.set_title(f"{int(above.sum())} of {len(values)} proteins >= {threshold}", fontsize=9)
     return finish(ax, show, save)
+
+
+def _reliability(data, key: str) -> pd.Series:
+    """Reliability per protein of a model, a predicted modality or a MuData holding one."""
+    if isinstance(data, pd.Series):
+        return data
+    if isinstance(data, MuData):
+        data = get_modality(
+            data, mod_key=key, what=f"the predictions (run sct.tl.fill_protein(key_added={key!r}))"
+        )
+    if isinstance(data, AnnData):
+        if "reliability" not in data.var:
+            raise KeyError(
+                "var['reliability'] not found; sct.tl.fill_protein writes it with the predictions."
+            )
+        return data.var["reliability"]
+    if not hasattr(data, "protein_reliability"):
+        raise TypeError(
+            "Expected a MuData annotated by sct.tl.fill_protein, its predicted modality, a "
+            f"trained model or a Series of reliabilities, got {type(data).__name__}."
+        )
+    return data.protein_reliability

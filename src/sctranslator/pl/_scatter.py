@@ -9,17 +9,21 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from mudata import MuData
 
 from sctranslator._docstrings import plot_dsp
 from sctranslator.metrics import per_protein_pearson
 
-from ._utils import finish
+from ._utils import finish, frame, predicted_and_measured
 
 
 @plot_dsp.dedent
 def predicted_vs_measured(
-    predicted: pd.DataFrame,
-    measured: pd.DataFrame,
+    data: MuData | pd.DataFrame,
+    measured: str | pd.DataFrame = "prot",
+    *,
+    key: str = "prot_pred",
+    layer: str | None = None,
     proteins: Sequence[str] | None = None,
     ncols: int = 4,
     lower: pd.DataFrame | None = None,
@@ -29,21 +33,28 @@ def predicted_vs_measured(
 ) -> Figure | None:
     """Scatter plots of predicted against measured values, one panel per protein.
 
-    With prediction intervals (``lower`` and ``upper``, from
+    Predicted proteins are read from the modality ``key`` that
+    :func:`~sctranslator.tl.fill_protein` wrote, measured ones from the modality
+    ``measured``; cells are matched by name, and cells without measured proteins are left
+    out. With prediction intervals (the layers ``lower`` and ``upper`` that
+    ``fill_protein(interval=...)`` writes, or the tables ``lower`` and ``upper`` of
     :meth:`~sctranslator.SCTRANSLATOR.predict_protein_interval`), each cell also gets a
     vertical bar spanning its interval, cells measured outside it are drawn in red, and each
     title gives the fraction covered.
 
     Parameters
     ----------
-    predicted, measured
-        Cells by proteins on the same scale, with matching index and columns.
+    %(param_predicted_data)s
+    %(param_measured)s
+    %(param_key_predicted)s
+    %(param_layer_measured)s
     proteins
         Proteins to show; by default the 8 best predicted.
     ncols
         Panels per row.
     lower, upper
-        Prediction intervals, cells by proteins like ``predicted``; both or neither.
+        Prediction intervals, cells by proteins like the predictions; both or neither. By
+        default the layers ``lower`` and ``upper`` of the modality ``key`` where it has them.
     %(param_show)s
     %(param_save)s
 
@@ -53,13 +64,17 @@ def predicted_vs_measured(
 
     Examples
     --------
-    >>> sct.pl.predicted_vs_measured(pred, truth, proteins=["CD4-1", "CD8"])
-    >>> lower, upper = model.predict_protein_interval(query["rna"], level=0.9)
-    >>> sct.pl.predicted_vs_measured(pred, truth, ["CD19"], lower=lower, upper=upper)
+    >>> sct.tl.fill_protein(mdata, model, interval=0.9)  # "prot_pred", with intervals
+    >>> clr = sct.pp.normalize_protein(mdata["prot"], layer="counts")
+    >>> mdata["prot"].layers["clr"] = clr.to_numpy()  # the model's scale
+    >>> sct.pl.predicted_vs_measured(mdata, "prot", layer="clr", proteins=["CD4-1", "CD8"])
+    >>> sct.pl.predicted_vs_measured(predicted, measured, proteins=["CD19"])  # two tables
     """
     if (lower is None) != (upper is None):
         raise ValueError("Pass both `lower` and `upper`, or neither.")
-    measured = measured.loc[predicted.index, predicted.columns]
+    predicted, measured, modality = predicted_and_measured(data, measured, key, layer)
+    if lower is None and modality is not None and {"lower", "upper"} <= set(modality.layers):
+        lower, upper = (frame(modality, name, f"modality {key!r}") for name in ("lower", "upper"))
     r = pd.Series(per_protein_pearson(predicted, measured), index=predicted.columns)
     proteins = list(r.sort_values(ascending=False).index[:8] if proteins is None else proteins)
     nrows = int(np.ceil(len(proteins) / ncols))

@@ -11,16 +11,15 @@ import pandas as pd
 from anndata import AnnData
 from mudata import MuData
 
-from sctranslator._mudata import shared_var_names
-from sctranslator.data import check_unique, get_modality
-from sctranslator.data._panels import PANELS_KEY
-from sctranslator.data._validate import iter_row_chunks
+from sctranslator._mudata import no_pull, shared_var_names
+from sctranslator.data import PANELS_KEY, check_unique, get_modality, iter_row_chunks
 
 logger = logging.getLogger(__name__)
 
 
 def concat_panels(
     datasets: Mapping[str, MuData],
+    *,
     rna: str = "rna",
     protein: str = "prot",
     label: str = "dataset",
@@ -63,10 +62,12 @@ def concat_panels(
         raise ValueError("`datasets` is empty.")
     rnas, proteins, obs = {}, {}, []
     for name, mdata in datasets.items():
-        rna_data = get_modality(mdata, rna, f"the RNA of dataset {name!r}")
+        rna_data = get_modality(mdata, mod_key=rna, what=f"the RNA of dataset {name!r}")
         rnas[name] = _dense(rna_data)
         if protein in mdata.mod:
-            prot_data = get_modality(mdata, protein, f"the proteins of dataset {name!r}")
+            prot_data = get_modality(
+                mdata, mod_key=protein, what=f"the proteins of dataset {name!r}"
+            )
             if not prot_data.obs_names.equals(rna_data.obs_names):
                 raise ValueError(
                     f"Dataset {name!r}: the {rna!r} and {protein!r} modalities are not paired "
@@ -79,14 +80,15 @@ def concat_panels(
                 obs=pd.DataFrame(index=rna_data.obs_names),
             )
         obs.append(mdata.obs.loc[rna_data.obs_names].assign(**{label: name}))
-    check_unique(pd.Index(np.concatenate([a.obs_names for a in rnas.values()])), "cell")
+    check_unique(pd.Index(np.concatenate([a.obs_names for a in rnas.values()])), what="cell")
     joined_rna = _outer(rnas, label)
     joined_rna.uns[PANELS_KEY] = {name: list(map(str, a.var_names)) for name, a in rnas.items()}
     joined_protein = _outer(proteins, label)
     joined_protein.uns[PANELS_KEY] = {
         name: list(map(str, a.var_names)) for name, a in proteins.items()
     }
-    with shared_var_names((joined_rna, joined_protein)):  # proteins named like their genes
+    # proteins named like their genes
+    with no_pull(), shared_var_names((joined_rna, joined_protein)):
         joined = MuData({rna: joined_rna, protein: joined_protein})
     obs = pd.concat(obs, join="outer").loc[joined_rna.obs_names]
     joined.obs = obs.loc[:, ~obs.columns.str.startswith("_scvi_")]  # registrations stay behind

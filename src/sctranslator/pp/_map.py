@@ -8,14 +8,19 @@ import pandas as pd
 from anndata import AnnData
 from mudata import MuData
 
-from sctranslator.data import Vocabulary, get_modality
-from sctranslator.data._vocabulary import UNKNOWN, antibody_token, protein_coding_genes
+from sctranslator.data import (
+    UNKNOWN,
+    Vocabulary,
+    antibody_token,
+    get_modality,
+    protein_coding_genes,
+)
 
 logger = logging.getLogger(__name__)
 
 
 def map_protein_names(
-    adata: AnnData | MuData, vocabulary: Vocabulary | None = None, mod: str = "prot"
+    adata: AnnData | MuData, *, vocabulary: Vocabulary | None = None, mod: str = "prot"
 ) -> pd.DataFrame:
     """Show the token each protein (antibody) name maps to, and what did not map.
 
@@ -48,7 +53,11 @@ def map_protein_names(
     >>> table.loc["CD3-1", "token"]
     'CD3E'
     """
-    protein = get_modality(adata, mod, "the proteins") if isinstance(adata, MuData) else adata
+    protein = (
+        get_modality(adata, mod_key=mod, what="the proteins")
+        if isinstance(adata, MuData)
+        else adata
+    )
     rows = []
     for name in map(str, protein.var_names):
         token = antibody_token(name)

@@ -7,13 +7,12 @@ import pandas as pd
 import torch
 from anndata import AnnData
 
-from sctranslator.data import get_matrix
-from sctranslator.data._validate import iter_row_chunks
+from sctranslator.data import get_matrix, iter_row_chunks
 from sctranslator.nn import PROTEIN_NORMALIZATIONS, get_normalization
 
 
 def normalize_protein(
-    adata: AnnData, method: str = "clr", layer: str | None = None
+    adata: AnnData, *, method: str = "clr", layer: str | None = None
 ) -> pd.DataFrame:
     """Normalise protein counts per cell, as :class:`~sctranslator.SCTRANSLATOR` does.
 
@@ -39,7 +38,7 @@ def normalize_protein(
     >>> measured = sct.pp.normalize_protein(mdata["prot"], layer="counts")
     """
     normalize = get_normalization(method, PROTEIN_NORMALIZATIONS, "protein")
-    matrix = get_matrix(adata, layer, "the protein data")
+    matrix = get_matrix(adata, layer=layer, what="the protein data")
     values = np.concatenate(
         [
             normalize(torch.as_tensor(block, dtype=torch.float32)).numpy()

@@ -8,14 +8,13 @@ import numpy as np
 from anndata import AnnData
 from mudata import MuData
 
-from sctranslator._mudata import shared_var_names
-from sctranslator.data import get_modality
-from sctranslator.data._validate import iter_row_chunks
+from sctranslator._mudata import no_pull, shared_var_names
+from sctranslator.data import get_modality, iter_row_chunks
 
 logger = logging.getLogger(__name__)
 
 
-def pair_modalities(mdata: MuData, rna: str = "rna", protein: str = "prot") -> MuData:
+def pair_modalities(mdata: MuData, *, rna: str = "rna", protein: str = "prot") -> MuData:
     """Return a new MuData of the RNA cells with proteins marked missing where not measured.
 
     A translator learns from cells with RNA. In a mosaic (some cells with RNA only, some with
@@ -43,8 +42,8 @@ def pair_modalities(mdata: MuData, rna: str = "rna", protein: str = "prot") -> M
     >>> mosaic = sct.datasets.pbmc_cite_mini(paired=False)
     >>> paired = sct.pp.pair_modalities(mosaic, rna="rna", protein="prot")
     """
-    rna_data = get_modality(mdata, rna, "rna")
-    prot_data = get_modality(mdata, protein, "protein")
+    rna_data = get_modality(mdata, mod_key=rna, what="rna")
+    prot_data = get_modality(mdata, mod_key=protein, what="protein")
     cells = rna_data.obs_names
     measured = cells.get_indexer(prot_data.obs_names)
     if (measured < 0).all():
@@ -73,7 +72,8 @@ def pair_modalities(mdata: MuData, rna: str = "rna", protein: str = "prot") -> M
         len(cells) - len(source_rows),
         prot_data.n_obs - len(source_rows),
     )
-    with shared_var_names((rna_data, paired_protein)):  # proteins named like their genes
+    # proteins named like their genes
+    with no_pull(), shared_var_names((rna_data, paired_protein)):
         paired = MuData({rna: rna_data.copy(), protein: paired_protein})
     obs = mdata.obs.loc[cells].copy()
     for column in obs.select_dtypes("category"):

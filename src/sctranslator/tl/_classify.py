@@ -23,6 +23,7 @@ FEATURES = ("rna", "protein", "joint")
 
 def classify(
     mdata: MuData,
+    *,
     label_key: str,
     rna: str | None = "rna",
     protein: str | None = "prot_pred",
@@ -111,7 +112,7 @@ def classify(
     --------
     >>> sct.tl.fill_protein(mdata, model, key_added="prot_pred")
     >>> mdata.obs["known"] = mdata.obs["celltype"].where(mdata.obs["batch"] == "p3_0")
-    >>> scores = sct.tl.classify(mdata, "known", cv_key="batch")
+    >>> scores = sct.tl.classify(mdata, label_key="known", cv_key="batch")
     >>> mdata.obs["sct_classify"].value_counts()
     >>> sct.pl.confusion_matrix(mdata, truth="celltype")
     """
@@ -152,7 +153,7 @@ def classify(
     if rna is not None:
         blocks["rna"] = rna_pca(mdata[rna], rna_layer, n_comps, random_state)
     if protein is not None:
-        values = get_matrix(mdata[protein], protein_layer, f"modality {protein!r}")
+        values = get_matrix(mdata[protein], layer=protein_layer, what=f"modality {protein!r}")
         blocks["protein"] = standardized_pca(dense(values), n_comps, random_state)
     if rna is not None and protein is not None:
         blocks["joint"] = np.concatenate([blocks["rna"], blocks["protein"]], axis=1)

@@ -12,11 +12,12 @@ from mudata import MuData
 from sctranslator.data import get_matrix
 
 from ._embed import check_cells, concatenate, rna_pca, standardized_pca
-from ._utils import check_free, dense
+from ._utils import check_free, dense, target
 
 
 def cluster(
     mdata: MuData,
+    *,
     rna: str | None = "rna",
     protein: str | None = "prot_pred",
     rna_layer: str | None = None,
@@ -117,7 +118,7 @@ def cluster(
         blocks.append(rna_pca(mdata[rna], rna_layer, n_comps, random_state))
         block_weights.append(weights[0])
     if protein is not None:
-        values = get_matrix(mdata[protein], protein_layer, f"modality {protein!r}")
+        values = get_matrix(mdata[protein], layer=protein_layer, what=f"modality {protein!r}")
         blocks.append(standardized_pca(dense(values), n_comps, random_state))
         block_weights.append(weights[1])
     joint = concatenate(blocks, block_weights)
@@ -138,18 +139,18 @@ def cluster(
         n_iterations=2,
         directed=False,
     )
-    target = mdata.copy() if copy else mdata
-    target.obs[key_added] = holder.obs["leiden"].to_numpy()
-    target.obs[key_added] = target.obs[key_added].astype("category")
-    target.obsm[embedding_key] = joint
-    target.obsp[f"{neighbors_key}_distances"] = holder.obsp["distances"]
-    target.obsp[f"{neighbors_key}_connectivities"] = holder.obsp["connectivities"]
+    annotated = target(mdata, copy)
+    annotated.obs[key_added] = holder.obs["leiden"].to_numpy()
+    annotated.obs[key_added] = annotated.obs[key_added].astype("category")
+    annotated.obsm[embedding_key] = joint
+    annotated.obsp[f"{neighbors_key}_distances"] = holder.obsp["distances"]
+    annotated.obsp[f"{neighbors_key}_connectivities"] = holder.obsp["connectivities"]
     neighbors = dict(holder.uns["neighbors"])
     neighbors["distances_key"] = f"{neighbors_key}_distances"
     neighbors["connectivities_key"] = f"{neighbors_key}_connectivities"
     neighbors["params"] = {**neighbors["params"], "use_rep": embedding_key}
-    target.uns[neighbors_key] = neighbors
-    target.uns[key_added] = {
+    annotated.uns[neighbors_key] = neighbors
+    annotated.uns[key_added] = {
         "params": {
             "rna": rna,
             "protein": protein,
@@ -161,4 +162,4 @@ def cluster(
             "embedding_key": embedding_key,
         }
     }
-    return target if copy else None
+    return annotated if copy else None

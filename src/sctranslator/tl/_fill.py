@@ -7,12 +7,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import mudata
 import pandas as pd
 from anndata import AnnData, read_h5ad
 from mudata import MuData
 
-from sctranslator._mudata import shared_var_names
+from sctranslator._mudata import no_pull, shared_var_names
 
 if TYPE_CHECKING:
     from sctranslator.model import SCTRANSLATOR
@@ -21,6 +20,7 @@ if TYPE_CHECKING:
 def fill_protein(
     mdata: MuData,
     model: SCTRANSLATOR,
+    *,
     key_added: str = "prot_pred",
     proteins: Sequence[str] | None = None,
     batch_size: int | None = None,
@@ -105,7 +105,11 @@ def fill_protein(
             prediction, layers = model.predict_protein(mdata, **kwargs), {}
         else:
             prediction, lower, upper = model.predict_protein_interval(
-                mdata, interval, proteins, batch_size, return_prediction=True
+                mdata,
+                level=interval,
+                proteins=proteins,
+                batch_size=batch_size,
+                return_prediction=True,
             )
             layers = {"lower": lower.to_numpy("float32"), "upper": upper.to_numpy("float32")}
         var, uns = model.prediction_annotations(prediction.columns)
@@ -119,11 +123,11 @@ def fill_protein(
     else:
         path = model.predict_protein(mdata, output=output, overwrite=overwrite, **kwargs)
         predicted = read_h5ad(path, backed="r")
-    with shared_var_names(mdata.mod.values()):  # proteins named like their genes (CD9)
+    with no_pull(), shared_var_names(mdata.mod.values()):  # proteins named like genes (CD9)
         annotated = mdata.copy() if copy else mdata
     annotated.mod[key_added] = predicted
     # prot_pred keeps the measured proteins' names so that prot and prot_pred line up; some
     # equal gene names (CD9): see sctranslator._mudata.shared_var_names. No column pulling.
-    with mudata.set_options(pull_on_update=False), shared_var_names(annotated.mod.values()):
+    with no_pull(), shared_var_names(annotated.mod.values()):
         annotated.update()
     return annotated if copy else None

@@ -10,7 +10,7 @@ import pandas as pd
 from anndata import AnnData
 from mudata import MuData
 
-from ._utils import check_free, check_model, data_first, target
+from ._utils import check_data, check_free, check_model, target
 
 if TYPE_CHECKING:
     from sctranslator.model import SCTRANSLATOR
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 def interactions(
     data: AnnData | MuData,
     model: SCTRANSLATOR,
+    *,
     genes: Sequence[str] | None = None,
     proteins: Sequence[str] | None = None,
     method: str = "gradient",
@@ -35,29 +36,27 @@ def interactions(
     deviations) for a relative change of the gene's count. Signed: positive when more RNA
     raises the protein. A gene with zero counts in a cell counts 0 there. One backward pass
     per protein and batch of cells, so ask for few proteins or cells (``indices``) on large
-    data. On the PBMC cells, a small model ranks the own gene of well-predicted markers high
-    with it (e.g. CD79B for CD79b, KLRB1 for CD161), but over all protein-gene pairs of the
-    panel it is close to chance; see ``benchmarks/downstream.py``.
+    data.
 
     ``method="attention"``: the attention flowing from each protein query to each gene token
     (:meth:`~sctranslator.module.TranslatorModule.gene_attention`: the query's weights over
     the cell token and latents times their read-in weights over the genes, averaged over
     heads), the cell token as a key left out. A gene outside a cell's context (see
     ``max_genes``) counts 0 in that cell. Non-negative; the weights of one protein sum to at
-    most 1 per cell. Attention says where the query
-    reads, not how the prediction depends on a gene: on the PBMC cells it ranks own genes
-    no better than chance (``benchmarks/downstream.py``).
+    most 1 per cell. Attention says where the query reads, not how the prediction depends
+    on a gene.
 
-    The scores are those of :meth:`~sctranslator.SCTRANSLATOR.get_gene_attributions`.
+    The scores are those of :meth:`~sctranslator.SCTRANSLATOR.get_gene_attributions`. How
+    well each method recovers known gene-protein pairs is measured by
+    ``benchmarks/downstream.py`` (results in ``benchmarks/results/downstream.md`` and
+    ``docs/benchmarks.md``).
 
     Parameters
     ----------
     data
         AnnData or MuData with RNA counts, as for
         :meth:`~sctranslator.SCTRANSLATOR.predict_protein` (the model's registered RNA layer,
-        e.g. ``X`` for a model set up with ``rna_layer=None``). The old order
-        ``interactions(model, data)`` still works for one release, with a
-        :class:`FutureWarning`.
+        e.g. ``X`` for a model set up with ``rna_layer=None``).
     model
         A trained :class:`~sctranslator.SCTRANSLATOR`.
     genes
@@ -86,14 +85,17 @@ def interactions(
     --------
     >>> table = sct.tl.interactions(mdata, model, proteins=["CD8", "CD20"])
     >>> table["CD20"].nlargest(5)
+    >>> sct.pl.interaction_heatmap(mdata)  # reads uns["sct_interactions"]
     """
-    data, model = data_first(data, model, "interactions")
+    check_data(data, "interactions")
     check_model(model)
     if copy and key_added is None:
         raise ValueError("copy=True writes the table into a copy; pass a `key_added`.")
     if key_added is not None:
         check_free(data, {"uns": [key_added]}, overwrite)
-    table = model.get_gene_attributions(data, proteins, method, indices, batch_size)
+    table = model.get_gene_attributions(
+        data, proteins=proteins, method=method, indices=indices, batch_size=batch_size
+    )
     table = table.iloc[_gene_rows(table.index, genes)]
     if key_added is not None:
         annotated = target(data, copy)

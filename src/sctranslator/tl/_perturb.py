@@ -11,11 +11,10 @@ import scipy.sparse as sp
 from anndata import AnnData
 from mudata import MuData
 
-from sctranslator.data import get_matrix
-from sctranslator.data._vocabulary import UNKNOWN
+from sctranslator.data import UNKNOWN, get_matrix
 
 from ._embed import model_rna
-from ._utils import check_free, check_model, data_first, dense, target
+from ._utils import check_data, check_free, check_model, dense, target
 
 if TYPE_CHECKING:
     from sctranslator.model import SCTRANSLATOR
@@ -26,6 +25,7 @@ MODES = ("knockout", "overexpression")
 def perturb(
     data: AnnData | MuData,
     model: SCTRANSLATOR,
+    *,
     genes: str | Sequence[str],
     mode: str = "knockout",
     value: float | None = None,
@@ -41,23 +41,24 @@ def perturb(
     The RNA counts of ``genes`` are changed in a light copy of the cells (the user's object is
     not modified) and proteins are predicted with
     :meth:`~sctranslator.SCTRANSLATOR.predict_protein` from the original and the changed
-    counts. Genes keep their tokens: ``"knockout"`` sets their counts to 0,
-    ``"overexpression"`` to ``value`` counts (default: the gene's largest count among the
-    cells, a level seen in real cells). Because RNA is normalised per cell (e.g. counts per
-    10,000), changing a gene also rescales the other genes slightly.
+    counts. ``"knockout"`` sets their counts to 0, ``"overexpression"`` to ``value`` counts
+    (default: the gene's largest count among the cells, a level seen in real cells). Because
+    RNA is normalised per cell (e.g. counts per 10,000), changing a gene also rescales the
+    other genes slightly.
 
-    Interaction with the context limit: a cell with more than ``max_genes`` genes keeps its
-    most expressed ones, and zero counts sort last, so a knocked-out gene may leave the
-    context entirely (another gene takes its place) and an over-expressed gene enters it.
-    With fewer genes than ``max_genes``, a knocked-out gene stays as a zero-valued token.
+    The model reads a cell through its context: the cell's expressed genes (positive
+    values), at most ``max_genes`` of them, those ranked highest by the model's ``context``
+    rule. A gene at zero is not part of it. So a knockout removes the genes from the context
+    of every cell that expressed them, exactly as if they had not been detected there (in a
+    cell with more than ``max_genes`` expressed genes, the next gene in rank takes the freed
+    place), and cells that did not express them are unchanged. An over-expressed gene enters
+    the context of each cell, unless ``max_genes`` genes of that cell rank above it.
 
     Parameters
     ----------
     data
         AnnData with the model's RNA layer (``X`` for a model set up with
         ``rna_layer=None``), or MuData with its RNA modality (holding the MuData's cells).
-        The old order ``perturb(model, data, ...)`` still works for one release, with a
-        :class:`FutureWarning`.
     model
         A trained :class:`~sctranslator.SCTRANSLATOR`.
     genes
@@ -91,11 +92,12 @@ def perturb(
 
     Examples
     --------
-    >>> effect = sct.tl.perturb(mdata, model, ["MS4A1"], mode="knockout", groupby="celltype")
+    >>> effect = sct.tl.perturb(mdata, model, genes=["MS4A1"], groupby="celltype")
     >>> effect.query("protein == 'CD20'")
     >>> mdata.uns["sct_perturb"]["params"]["proteins"]  # columns of obsm["sct_perturb"]
+    >>> sct.pl.perturbation_effect(mdata)  # reads uns["sct_perturb"]
     """
-    data, model = data_first(data, model, "perturb")
+    check_data(data, "perturb")
     check_model(model)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
@@ -114,7 +116,7 @@ def perturb(
     rna, layer = model_rna(data, model)
     columns = _gene_columns(model, rna, genes)
 
-    counts = get_matrix(rna, layer, "the RNA")
+    counts = get_matrix(rna, layer=layer, what="the RNA")
     changed = _set_columns(counts, columns, mode, value)
     light = AnnData(
         obs=pd.DataFrame(index=rna.obs_names.copy()), var=pd.DataFrame(index=rna.var_names.copy())

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from anndata import AnnData
 from mudata import MuData
+
+from sctranslator._mudata import no_pull, shared_var_names
 
 
 def check_free(data: AnnData | MuData, keys: dict[str, list[str]], overwrite: bool) -> None:
@@ -39,25 +39,13 @@ def check_model(model) -> None:
         raise ValueError("The model is not trained; call model.train() or load a trained model.")
 
 
-def data_first(data, model, name: str) -> tuple:
-    """Return ``(data, model)``, accepting the deprecated ``(model, data)`` order with a warning.
-
-    The tools take the data first, as scanpy's do; ``sct.tl.{name}(model, data, ...)`` keeps
-    working for one release and raises a :class:`FutureWarning` naming the new call.
-    """
-    from sctranslator.model import SCTRANSLATOR
-
-    if isinstance(data, SCTRANSLATOR) and isinstance(model, AnnData | MuData):
-        warnings.warn(
-            f"sct.tl.{name}(model, data, ...) is deprecated and will be removed in the next "
-            f"release; call sct.tl.{name}(data, model, ...) (data first, as in scanpy).",
-            FutureWarning,
-            stacklevel=3,
-        )
-        return model, data
+def check_data(data, name: str) -> None:
+    """Raise a :class:`TypeError` unless ``data`` is an AnnData or MuData (the data come first)."""
     if not isinstance(data, AnnData | MuData):
-        raise TypeError(f"Expected an AnnData or MuData first, got {type(data).__name__}.")
-    return data, model
+        raise TypeError(
+            f"sct.tl.{name} expects an AnnData or MuData first (the data, then the model), "
+            f"got {type(data).__name__}."
+        )
 
 
 def target(data: AnnData | MuData, copy: bool) -> AnnData | MuData:
@@ -66,4 +54,7 @@ def target(data: AnnData | MuData, copy: bool) -> AnnData | MuData:
         return data
     if getattr(data, "isbacked", False):
         raise ValueError("copy=True needs data in memory; the data is backed (read from disk).")
+    if isinstance(data, MuData):  # proteins may be named like their genes (CD9)
+        with no_pull(), shared_var_names(data.mod.values()):
+            return data.copy()
     return data.copy()

@@ -1,9 +1,9 @@
-"""Training plan and metrics used during training."""
+"""Training plan, its callbacks and metrics."""
 
 from ._best_weights import BestWeights
 from ._initialization import DataInitialization
 from ._pearson import MaskedPearson
-from ._statistics import fit_gene_weights, fit_panel_statistics
+from ._settings import trainer_settings
 from ._teacher import NeighborTeacher
 from ._trainingplan import TranslatorTrainingPlan
 
@@ -13,6 +13,5 @@ __all__ = [
     "MaskedPearson",
     "NeighborTeacher",
     "TranslatorTrainingPlan",
-    "fit_gene_weights",
-    "fit_panel_statistics",
+    "trainer_settings",
 ]

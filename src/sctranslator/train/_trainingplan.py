@@ -1,13 +1,15 @@
-"""Training plan: scvi-tools' plan plus validation per-protein Pearson."""
+"""Training plan: scvi-tools' plan, with the training targets and validation Pearson."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
 from scvi import REGISTRY_KEYS
 from scvi.train import TrainingPlan
 
+from sctranslator.components import PanelStatistics
 from sctranslator.module import TranslatorModule
 
 from ._pearson import MaskedPearson
@@ -17,16 +19,24 @@ from ._teacher import NeighborTeacher
 class TranslatorTrainingPlan(TrainingPlan):
     """:class:`~scvi.train.TrainingPlan` for :class:`~sctranslator.module.TranslatorModule`.
 
-    Logs, besides scvi-tools' losses, ``mse_train``/``mse_validation`` (masked MSE on the
-    standardised scale) and ``pearson_validation`` (mean per-protein Pearson across the
-    validation cells) into ``model.history``. With ``target_smoothing``, training targets are
-    smoothed by :attr:`teacher` (fitted at the start of training by
-    :class:`~sctranslator.train.DataInitialization`) before the module's loss.
+    The plan owns what training needs besides the network: the training targets (the
+    registered proteins standardised by ``panel``, NaN where unmeasured), smoothed by
+    :attr:`teacher` and projected on the top ``protein_rank`` principal axes of the training
+    proteins (reduced-rank regression, which removes noise that no cell state explains).
+    :class:`~sctranslator.train.DataInitialization` fits the panel, the axes and the teacher
+    at the start of each training. Logs, besides scvi-tools' losses, ``mse_train`` /
+    ``mse_validation`` (masked MSE on the standardised scale) and ``pearson_validation``
+    (mean per-protein Pearson across the validation cells, on the measured proteins) into
+    ``model.history``.
 
     Parameters
     ----------
     module
         The module to train.
+    panel
+        The panel statistics of the registered proteins (fitted at the start of training).
+    protein_names
+        Names of the registered proteins, for messages.
     optimizer
         ``"AdamW"`` (default), ``"Adam"`` or ``"Custom"``.
     lr
@@ -35,44 +45,67 @@ class TranslatorTrainingPlan(TrainingPlan):
         Weight decay.
     eps
         Optimiser epsilon.
+    protein_rank
+        Training targets are projected on this many principal axes of the standardised
+        training proteins; ``None`` (or at least the number of proteins) trains on them as
+        measured. Validation always compares with the measured proteins.
     target_smoothing
-        Weight of the neighbours' mean in each training target, in ``[0, 1]``
+        Weight, in ``[0, 1]``, of the neighbours' mean in each training target
         (:class:`~sctranslator.train.NeighborTeacher`); 0 trains on each cell's own proteins.
     smoothing_neighbors
         Number of nearest training cells averaged for ``target_smoothing``.
     **kwargs
         Passed to :class:`~scvi.train.TrainingPlan`.
+
+    Examples
+    --------
+    >>> model.train(plan_kwargs={"lr": 3e-4, "target_smoothing": 0.0})
     """
 
     def __init__(
         self,
         module: TranslatorModule,
         *,
+        panel: PanelStatistics,
+        protein_names: Sequence[str] = (),
         optimizer: Literal["Adam", "AdamW", "Custom"] = "AdamW",
         lr: float = 1e-3,
         weight_decay: float = 1e-2,
         eps: float = 1e-8,
-        target_smoothing: float = 0.0,
+        protein_rank: int | None = 32,
+        target_smoothing: float = 0.5,
         smoothing_neighbors: int = 15,
         **kwargs,
     ):
         super().__init__(
             module, optimizer=optimizer, lr=lr, weight_decay=weight_decay, eps=eps, **kwargs
         )
-        self.pearson_validation = MaskedPearson(len(module.protein_ids))
+        n_proteins = len(module.protein_ids)
+        self.panel = panel
+        self.protein_names = list(protein_names)
+        self.protein_rank = n_proteins if protein_rank is None else protein_rank
+        self.protein_axes: torch.Tensor | None = None  # set by DataInitialization
         self.teacher = NeighborTeacher(target_smoothing, smoothing_neighbors)
+        self.pearson_validation = MaskedPearson(n_proteins)
+
+    @torch.no_grad()
+    def training_target(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Standardised proteins of a training minibatch, smoothed and projected."""
+        target = self.panel.standardize(
+            batch[REGISTRY_KEYS.PROTEIN_EXP_KEY], batch[REGISTRY_KEYS.BATCH_KEY]
+        )
+        if self.teacher.smoothing > 0 and self.teacher.fitted:
+            rna = torch.nan_to_num(self.module.normalize_rna(batch[REGISTRY_KEYS.X_KEY]))
+            target = self.teacher.smooth(rna, target)
+        if self.protein_axes is not None:
+            axes = self.protein_axes
+            measured = ~torch.isnan(target)
+            target = torch.where(measured, torch.nan_to_num(target) @ axes @ axes.T, torch.nan)
+        return target
 
     def training_step(self, batch, batch_idx):
-        """scvi-tools' training step, on targets smoothed by :attr:`teacher`."""
-        if self.teacher.smoothing == 0 or not self.teacher.fitted:
-            return super().training_step(batch, batch_idx)
-        module = self.module
-        with torch.no_grad():
-            target = module.standardized_target(
-                batch[REGISTRY_KEYS.PROTEIN_EXP_KEY], batch[REGISTRY_KEYS.BATCH_KEY]
-            )
-            rna = torch.nan_to_num(module.normalize_rna(batch[REGISTRY_KEYS.X_KEY]))
-        self.loss_kwargs["target"] = self.teacher.smooth(rna, target)
+        """scvi-tools' training step, on :meth:`training_target`."""
+        self.loss_kwargs["target"] = self.training_target(batch)
         try:
             return super().training_step(batch, batch_idx)
         finally:
@@ -102,11 +135,13 @@ class TranslatorTrainingPlan(TrainingPlan):
 
     def validation_step(self, batch, batch_idx):
         """Log the validation losses and accumulate the per-protein Pearson correlation."""
-        _, generative_outputs, loss_output = self.forward(batch, loss_kwargs=self.loss_kwargs)
-        self.log("validation_loss", loss_output.loss, on_epoch=True, sync_dist=self.use_sync_dist)
-        self.compute_and_log_metrics(loss_output, self.val_metrics, "validation")
-        target = self.module.standardized_target(
+        target = self.panel.standardize(
             batch[REGISTRY_KEYS.PROTEIN_EXP_KEY], batch[REGISTRY_KEYS.BATCH_KEY]
         )
+        _, generative_outputs, loss_output = self.forward(
+            batch, loss_kwargs={**self.loss_kwargs, "target": target}
+        )
+        self.log("validation_loss", loss_output.loss, on_epoch=True, sync_dist=self.use_sync_dist)
+        self.compute_and_log_metrics(loss_output, self.val_metrics, "validation")
         self.pearson_validation.update(generative_outputs["protein"], target)
         self.log("pearson_validation", self.pearson_validation, on_step=False, on_epoch=True)

@@ -1,4 +1,11 @@
-"""Split-conformal calibration of prediction intervals and latent novelty, as torch buffers."""
+"""Interval calibration: conformal prediction intervals and the novelty of cells.
+
+Fits, after each training, on the validation cells (or on the paired cells given to
+``SCTRANSLATOR.calibrate``): per-protein error scales and conformal scores of held-out
+predictions, with the training cells' latents as the anchors of novelty. Changes nothing in
+the predictions; ``SCTRANSLATOR.predict_protein_interval`` and ``get_novelty`` read it.
+Saved as ``calibration.safetensors`` in the model folder.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +14,8 @@ import math
 import torch
 from torch import nn
 
-# Optional buffers, None until fitted (see Calibration.fit); saved with the weights when set.
-CALIBRATION = ("protein_scale", "scores", "anchors", "typical_distance", "novelty_reference")
 
-
-class Calibration(nn.Module):
+class IntervalCalibration(nn.Module):
     """Adaptive split-conformal intervals for standardised protein predictions.
 
     The conformity score of a measured value ``y`` (cell ``c``, protein ``p``, standardised
@@ -27,11 +31,13 @@ class Calibration(nn.Module):
     ``novelty_reference``, the sorted novelty of the calibration cells.
     """
 
+    STATE = ("protein_scale", "scores", "anchors", "typical_distance", "novelty_reference")
+
     def __init__(self, n_neighbors: int = 10, min_measured: int = 3):
         super().__init__()
         self.n_neighbors = n_neighbors
         self.min_measured = min_measured
-        for name in CALIBRATION:
+        for name in self.STATE:
             self.register_buffer(name, None)
 
     @property
@@ -40,7 +46,7 @@ class Calibration(nn.Module):
         return self.scores is not None
 
     @torch.no_grad()
-    def copy_from(self, other: Calibration, positions: list[int]) -> None:
+    def copy_from(self, other: IntervalCalibration, positions: list[int]) -> None:
         """Take ``other``'s calibration, for a module whose predictions equal ``other``'s.
 
         Protein ``j`` gets the scale of ``other``'s protein ``positions[j]``; ``-1`` (a protein
@@ -49,7 +55,7 @@ class Calibration(nn.Module):
         if not other.fitted:
             self.clear()
             return
-        for name in CALIBRATION:
+        for name in self.STATE:
             setattr(self, name, getattr(other, name).clone())
         index = torch.as_tensor(positions, device=other.protein_scale.device)
         scale = other.protein_scale[index.clamp_min(0)]
@@ -57,7 +63,7 @@ class Calibration(nn.Module):
 
     def clear(self) -> None:
         """Remove the calibration."""
-        for name in CALIBRATION:
+        for name in self.STATE:
             setattr(self, name, None)
 
     def distance(self, z: torch.Tensor, anchors: torch.Tensor | None = None) -> torch.Tensor:
