@@ -344,12 +344,18 @@ class TranslatorModule(WeightsMixin, BaseModuleClass):
         inference_outputs: dict[str, torch.Tensor],
         generative_outputs: dict[str, torch.Tensor],
         target: torch.Tensor | None = None,
+        masked_genes: tuple[torch.Tensor, torch.Tensor] | None = None,
+        masked_weight: float = 1.0,
     ) -> LossOutput:
-        """Mean squared error over the measured proteins; unmeasured ones are masked out.
+        """Mean squared error over the measured proteins, plus that of masked genes if given.
 
         ``target``: standardised proteins ``(cells, proteins)``, NaN where unmeasured, given
         by the training plan (:class:`~sctranslator.train.TranslatorTrainingPlan`), which
-        knows the panel statistics.
+        knows the panel statistics. ``masked_genes``: token ids ``(k,)`` of genes hidden from
+        every cell's context and their normalised values ``(cells, k)`` (NaN where a cell's
+        panel lacks the gene); the read-out predicts them from the rest of the cell, as it
+        predicts proteins, and their mean squared error, times ``masked_weight``, joins the
+        loss. It needs no protein, so it is how RNA-only cells teach the encoder.
 
         Raises
         ------
@@ -361,19 +367,35 @@ class TranslatorModule(WeightsMixin, BaseModuleClass):
                 "TranslatorModule.loss needs `target` (standardised proteins); train through "
                 "sctranslator.train.TranslatorTrainingPlan, which passes it."
             )
-        measured = ~torch.isnan(target)
-        error = torch.where(measured, generative_outputs["protein"] - target, 0.0) ** 2
-        n_measured = measured.sum(dim=1)
-        per_cell = error.sum(dim=1) / n_measured.clamp_min(1)
-        mse = error.sum() / n_measured.sum().clamp_min(1)
+        mse, per_cell = _masked_mse(generative_outputs["protein"], target)
+        loss, extra = mse, {"mse": mse.detach()}
+        if masked_genes is not None:
+            token_ids, values = masked_genes
+            predicted = self.generative(
+                inference_outputs["context"], tensors[REGISTRY_KEYS.BATCH_KEY], token_ids
+            )["protein"]
+            gene_mse, _ = _masked_mse(predicted, values)
+            loss = loss + masked_weight * gene_mse
+            extra["mse_masked_genes"] = gene_mse.detach()
         return LossOutput(
-            loss=mse,
+            loss=loss,
             reconstruction_loss=per_cell,
             n_obs_minibatch=len(target),
-            extra_metrics={"mse": mse.detach()},
+            extra_metrics=extra,
         )
 
     @torch.inference_mode()
     def sample(self, *args, **kwargs):
         """Not defined: the model is a deterministic regressor."""
         raise NotImplementedError("TranslatorModule predicts means; it has no sampling.")
+
+
+def _masked_mse(
+    predicted: torch.Tensor, target: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean squared error over the non-NaN targets, overall and per cell."""
+    measured = ~torch.isnan(target)
+    error = torch.where(measured, predicted - target, 0.0) ** 2
+    n_measured = measured.sum(dim=1)
+    per_cell = error.sum(dim=1) / n_measured.clamp_min(1)
+    return error.sum() / n_measured.sum().clamp_min(1), per_cell

@@ -54,6 +54,15 @@ class TranslatorTrainingPlan(TrainingPlan):
         (:class:`~sctranslator.train.NeighborTeacher`); 0 trains on each cell's own proteins.
     smoothing_neighbors
         Number of nearest training cells averaged for ``target_smoothing``.
+    masked_genes
+        Self-supervised objective on RNA: at each training step this many registered genes
+        are hidden from every cell's context and predicted from the rest of the cell by the
+        read-out that predicts proteins (their normalised values; see
+        :meth:`~sctranslator.module.TranslatorModule.loss`). It needs no protein, so cells
+        without proteins (an RNA-only corpus in a mosaic or a cell store) teach the encoder.
+        0 (default) turns it off.
+    masked_weight
+        Weight of the masked genes' error in the loss.
     **kwargs
         Passed to :class:`~scvi.train.TrainingPlan`.
 
@@ -75,6 +84,8 @@ class TranslatorTrainingPlan(TrainingPlan):
         protein_rank: int | None = 32,
         target_smoothing: float = 0.5,
         smoothing_neighbors: int = 15,
+        masked_genes: int = 0,
+        masked_weight: float = 1.0,
         **kwargs,
     ):
         super().__init__(
@@ -86,6 +97,10 @@ class TranslatorTrainingPlan(TrainingPlan):
         self.protein_rank = n_proteins if protein_rank is None else protein_rank
         self.protein_axes: torch.Tensor | None = None  # set by DataInitialization
         self.teacher = NeighborTeacher(target_smoothing, smoothing_neighbors)
+        if masked_genes < 0:
+            raise ValueError(f"masked_genes must be 0 or more, not {masked_genes}.")
+        self.masked_genes = masked_genes
+        self.masked_weight = masked_weight
         self.pearson_validation = MaskedPearson(n_proteins)
 
     @torch.no_grad()
@@ -103,13 +118,35 @@ class TranslatorTrainingPlan(TrainingPlan):
             target = torch.where(measured, torch.nan_to_num(target) @ axes @ axes.T, torch.nan)
         return target
 
+    @torch.no_grad()
+    def mask_genes(
+        self, batch: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """Hide ``masked_genes`` random registered genes from every cell of a minibatch.
+
+        Returns the minibatch with those genes unmeasured (NaN: not tokens, not counted in
+        the normalisation) and their token ids and normalised values, the targets.
+        """
+        module, x = self.module, batch[REGISTRY_KEYS.X_KEY]
+        columns = torch.nonzero(module.gene_ids >= 0).view(-1)
+        known, token_ids = module.read_registered_genes(x)
+        chosen = torch.randperm(len(columns), device=x.device)[: self.masked_genes]
+        values = module.normalize_rna(known)[:, chosen]
+        hidden = x.clone()
+        hidden[:, columns[chosen]] = torch.nan
+        return {**batch, REGISTRY_KEYS.X_KEY: hidden}, (token_ids[chosen], values)
+
     def training_step(self, batch, batch_idx):
-        """scvi-tools' training step, on :meth:`training_target`."""
+        """scvi-tools' training step, on :meth:`training_target` (and masked genes)."""
         self.loss_kwargs["target"] = self.training_target(batch)
+        if self.masked_genes > 0:
+            batch, self.loss_kwargs["masked_genes"] = self.mask_genes(batch)
+            self.loss_kwargs["masked_weight"] = self.masked_weight
         try:
             return super().training_step(batch, batch_idx)
         finally:
-            del self.loss_kwargs["target"]
+            for key in ("target", "masked_genes", "masked_weight"):
+                self.loss_kwargs.pop(key, None)
 
     def compute_and_log_metrics(self, loss_output, metrics, mode):
         """Log scvi-tools' metrics, then the module's extra metrics (``mse``) as plain tensors.
