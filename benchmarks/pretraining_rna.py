@@ -18,6 +18,7 @@ Also reports the CPU seconds of stage 1 per 1,000 cells and epoch. Build the cor
 ``bash ../shared/data/rna_corpus/build.sh ~/.cache/sctranslator/rna_corpus .venv/bin/python``.
 
     python benchmarks/pretraining_rna.py --corpus ~/.cache/sctranslator/rna_corpus --seeds 0 1 2
+    python benchmarks/pretraining_rna.py --summarize  # pretraining_rna.md from every runs CSV
 """
 
 from __future__ import annotations
@@ -172,14 +173,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--corpus", type=Path, required=True)
+    parser.add_argument("--corpus", type=Path)
+    parser.add_argument("--summarize", action="store_true", help="only summarise the CSVs")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--masked-genes", type=int, default=64)
     parser.add_argument("--max-corpus-cells", type=int, default=None)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--tag", default="")
+    parser.add_argument("--tag", default="", help="runs CSV suffix, e.g. _s0 for one seed")
     args = parser.parse_args()
+    if args.summarize:
+        runs = pd.concat(
+            [pd.read_csv(path) for path in sorted(RESULTS.glob("pretraining_rna_runs_*.csv"))]
+        )
+        text = summarize(runs)
+        (RESULTS / "pretraining_rna.md").write_text(text)
+        print(text)
+        return
+    if args.corpus is None:
+        parser.error("--corpus is required (build it with ../shared/data/rna_corpus/build.sh)")
     torch.set_num_threads(args.threads)
     pbmc = sct.datasets.pbmc_cite_mini()
     rna_only = corpus(args.corpus, pd.Index(pbmc["rna"].var_names), pbmc, args.max_corpus_cells)

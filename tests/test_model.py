@@ -1,3 +1,4 @@
+import json
 import logging
 import os
 
@@ -281,3 +282,14 @@ def test_reference_mapping_is_fitted_on_validation_cells_and_saved(pbmc, tmp_pat
     pd.testing.assert_frame_equal(loaded.predict_protein(query), mapped, atol=1e-5, rtol=1e-5)
     mapping.clear()
     assert not np.allclose(model.predict_protein(query).to_numpy(), mapped.to_numpy())
+
+
+def test_a_folder_of_another_format_version_is_refused_with_the_fix(trained, tmp_path):
+    path = tmp_path / "model"
+    trained.save(path)
+    settings = json.loads((path / "model.json").read_text())
+    for version, advice in ((1, "train the model again"), (99, "upgrade sctranslator")):
+        settings["format_version"] = version
+        (path / "model.json").write_text(json.dumps(settings))
+        with pytest.raises(ValueError, match=f"model format {version} .*{advice}"):
+            sct.SCTRANSLATOR.load(path)

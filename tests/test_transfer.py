@@ -221,3 +221,17 @@ def test_fine_tuning_interpolates_back_towards_the_reference(reference, p4):
     assert tuned.protein_reliability.notna().sum() > 100  # out-of-fold Pearson per protein
     with pytest.raises(ValueError, match="interpolation"):
         reference.fine_tune(few.copy(), interpolation=2.0)
+
+
+def test_query_genes_join_the_vocabulary_only_with_add_new_genes(reference, p4):
+    query = _panel(p4[:60])
+    query.mod["rna"].var_names = [
+        f"NEWGENE{i}" if i < 5 else name for i, name in enumerate(query["rna"].var_names)
+    ]
+    kept = sct.SCTRANSLATOR.load_query_data(setup(query.copy()), reference)
+    assert "NEWGENE0" not in kept.vocabulary.tokens
+    assert (kept.module.gene_ids[:5] < 0).all()  # not read at all
+    grown = sct.SCTRANSLATOR.load_query_data(setup(query.copy()), reference, add_new_genes=True)
+    assert grown.vocabulary.tokens[: len(reference.vocabulary)] == reference.vocabulary.tokens
+    assert {f"NEWGENE{i}" for i in range(5)} <= set(grown.vocabulary.tokens)
+    assert (grown.module.gene_ids >= 0).all()
