@@ -37,3 +37,40 @@ def test_rna_only_cells_train_the_encoder_through_masked_genes(pbmc):
     masked = model.history["mse_masked_genes_train"].to_numpy(dtype=float).ravel()
     assert np.isfinite(masked).all() and masked[-1] < 0.8 * masked[0]
     assert np.isfinite(model.history["mse_train"].to_numpy(dtype=float)).all()
+
+
+def test_pretraining_runs_from_the_command_line_on_a_list_of_files(pbmc, tmp_path, capsys):
+    """An RNA-only file and a paired file, ingested into a store, train with masked genes."""
+    import json
+
+    from helpers import MODALITIES, batch
+
+    from sctranslator._cli import main
+
+    rna_only = batch(pbmc, "p1_0")["rna"].copy()
+    rna_only.obs["batch"] = "p1_0"
+    rna_only.write_h5ad(tmp_path / "rna_only.h5ad")
+    batch(pbmc, "p3_0").write_h5mu(tmp_path / "paired.h5mu")
+    config = {
+        "input": ["rna_only.h5ad", "paired.h5mu"],
+        "output": "model",
+        "setup": {
+            "rna_layer": "counts",
+            "protein_layer": "counts",
+            "batch_key": "batch",
+            "modalities": MODALITIES,
+        },
+        "model": {"n_hidden": 16, "max_genes": 64},
+        "train": {
+            "max_epochs": 2,
+            "accelerator": "cpu",
+            "enable_progress_bar": False,
+            "plan_kwargs": {"masked_genes": 32},
+        },
+    }
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert main(["train", "--config", str(tmp_path / "config.json")]) == 0
+    assert "Trained 2 epochs" in capsys.readouterr().out
+    model = sct.SCTRANSLATOR.load(tmp_path / "model")
+    assert np.isfinite(model.history["mse_masked_genes_train"].to_numpy(dtype=float)).all()
+    assert model.predict_protein(batch(pbmc, "p4_0")["rna"]).notna().all().all()
