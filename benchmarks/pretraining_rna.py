@@ -65,7 +65,9 @@ def corpus(folder: Path, genes: pd.Index, pbmc: MuData, max_cells: int | None) -
     parts = {}
     for name in BLOOD:
         rna = ad.read_h5ad(folder / f"{name}.h5ad")
-        parts[name] = MuData({"rna": rna[:, rna.var_names.intersection(genes)].copy()})
+        rna = rna[:, rna.var_names.intersection(genes)]
+        rna = rna[np.asarray(rna.X.sum(1)).ravel() > 0].copy()  # cells with counts on the panel
+        parts[name] = MuData({"rna": rna})
     rna_only = pbmc["rna"][pbmc.obs["batch"] == "p1_0"].copy()
     rna_only.X = rna_only.layers.pop("counts")
     parts["p1_0"] = MuData({"rna": rna_only})
