@@ -7,8 +7,9 @@ panel, a seeded random 80 % of the 500 genes and 60 % of the 224 proteins, and e
 file from the third on (index 2, 12...) is RNA-only. Then
 
 1. ingest: for each F in ``--files``, ``sct.data.ingest`` writes the first F files into a
-   fresh store, in a fresh process: wall time, CPU time and peak RSS (``os.wait4``), cells
-   per second and the store's size on disk;
+   fresh store, in a fresh process: wall time, CPU time and peak RSS (the worker's own
+   ``VmHWM``: ``os.wait4``'s ``ru_maxrss`` also counts this script, which wrote the files),
+   cells per second and the store's size on disk;
 2. training memory: for each F, in a fresh process, ``sct.SCTRANSLATOR(CellStore(store))``
    trains one epoch of ``--train-batches`` minibatches of 128 cells (``--val-batches``
    validation minibatches), with the post-training steps (panel statistics over all training
@@ -36,13 +37,13 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 import warnings
 from pathlib import Path
 
 import anndata as ad
+import ingest_memory  # the fresh-process runner (benchmarks/ is the script's folder)
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -310,34 +311,15 @@ WORKERS = {"ingest": ingest_worker, "train": train_worker, "throughput": through
 
 def run_worker(kind: str, log: Path, **kwargs) -> tuple[object, dict]:
     """Run a worker in a fresh process; its result, wall and CPU time and peak RSS."""
-    result_path = log.with_suffix(".json")
-    result_path.unlink(missing_ok=True)
-    payload = json.dumps({"kind": kind, "result": str(result_path), "kwargs": kwargs})
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    start = time.perf_counter()
-    with open(log, "w") as stream:
-        process = subprocess.Popen(
-            [sys.executable, __file__, "--worker", payload],
-            env=env,
-            stdout=stream,
-            stderr=subprocess.STDOUT,
-        )
-        _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        tail = "".join(log.read_text().splitlines(keepends=True)[-30:])
-        raise RuntimeError(f"The {kind} worker failed (status {status}); log {log}:\n{tail}")
-    return json.loads(result_path.read_text()), {
-        "wall_s": seconds,
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-        "peak_rss_mib": usage.ru_maxrss / 1024,  # ru_maxrss is in KiB on Linux
-    }
+    return ingest_memory.run_worker(kind, log, script=__file__, **kwargs)
 
 
 def worker_main(payload: str) -> None:
+    """Run a worker; record its result and its own peak RSS (``VmHWM``, see ingest_memory)."""
     spec = json.loads(payload)
     result = WORKERS[spec["kind"]](**spec["kwargs"])
-    Path(spec["result"]).write_text(json.dumps(result))
+    output = {"result": result, "peak_rss_mib": ingest_memory.high_water_mib()}
+    Path(spec["result"]).write_text(json.dumps(output))
 
 
 # ----------------------------------------------------------------------------------- main

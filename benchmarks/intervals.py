@@ -12,7 +12,9 @@ scale of ``sct.pp.normalize_protein``, over the measured (cell, protein) pairs o
 - the Spearman correlation over proteins of ``protein_reliability`` (validation Pearson) with
   the real per-protein Pearson on the query;
 - novelty (``get_novelty``): the median of the query cells (1 is a typical validation cell, by
-  construction) and the fraction above the validation cells' 99th percentile;
+  construction), the fraction above the validation cells' 90th percentile (about 0.1 for cells
+  like them; the novelty warning fires above 0.5) and the fitted power of novelty that widths
+  grow with (``calibration.novelty_power``);
 - the CPU time of prediction with intervals over prediction alone, in the same process.
 
 Tasks: ``pbmc`` (train PBMC batch p3_0, predict p4_0), ``pbmc_reverse`` (p4_0 -> p3_0) and
@@ -101,7 +103,8 @@ def score(model: sct.SCTRANSLATOR, query: MuData, truth: pd.DataFrame) -> dict[s
     novelty = model.get_novelty(rna).to_numpy()
     reference = model.calibration.novelty_reference.cpu().numpy()
     row["median_novelty_query"] = float(np.median(novelty))
-    row["fraction_novel"] = float(np.mean(novelty > np.quantile(reference, 0.99)))
+    row["fraction_novel"] = float(np.mean(novelty > np.quantile(reference, 0.9)))
+    row["novelty_power"] = float(model.calibration.novelty_power)
     plain = cpu_seconds(lambda: model.predict_protein(rna))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -1,4 +1,6 @@
 import json
+import logging
+import os
 import subprocess
 import sys
 
@@ -6,15 +8,31 @@ import anndata  # noqa: F401  (imported before mudata for a stable import order)
 import mudata as md
 import numpy as np
 import pytest
+import scvi
 
 import sctranslator as sct
 from sctranslator._cli import main
+from sctranslator._warnings import quiet_dependencies
+
+BANNERS = ("GPU available", "TPU available", "Tip", "litlogger", "Seed set to")
 
 
-def test_demo_writes_table_h5mu_and_png(tmp_path, capsys):
+def test_demo_writes_table_h5mu_and_png_and_no_banners(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--max-epochs", "2"]) == 0
-    printed = capsys.readouterr().out
+    command = [
+        sys.executable,
+        "-m",
+        "sctranslator",
+        "demo",
+        "--out",
+        str(out),
+        "--max-epochs",
+        "2",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # as a user runs it: a process of its own
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = result.stdout
     for row in (
         "sctranslator",
         "average profile (control)",
@@ -24,6 +42,10 @@ def test_demo_writes_table_h5mu_and_png(tmp_path, capsys):
         "load_pretrained('pbmc')",
     ):
         assert row in printed
+    # quiet by default: Lightning's banners and scvi-tools' seed line are not printed
+    lines = (result.stdout + result.stderr).splitlines()
+    assert not [line for line in lines if any(banner in line for banner in BANNERS)]
+    assert "Epoch 2/2" in result.stdout + result.stderr  # the progress bar stays
     translated = md.read_h5mu(out / "pbmc_rna_only_reference.h5mu")
     assert (
         translated["prot_pred"].shape == (400, 224)
@@ -37,6 +59,23 @@ def test_demo_writes_table_h5mu_and_png(tmp_path, capsys):
     assert main(["demo", "--out", str(out), "--max-epochs", "1"]) == 1
     assert "already exists" in capsys.readouterr().err
     assert (out / "pbmc_translated.h5mu").stat().st_mtime_ns == before
+
+
+def test_banners_are_hidden_only_inside_the_context_and_shown_at_debug_verbosity():
+    seed_logger = logging.getLogger("lightning.fabric.utilities.seed")
+    info = seed_logger.makeRecord(seed_logger.name, logging.INFO, "seed.py", 1, "Seed", (), None)
+    warning = seed_logger.makeRecord(seed_logger.name, logging.WARNING, "x.py", 1, "!", (), None)
+    level = scvi.settings.verbosity
+    try:
+        with quiet_dependencies():
+            assert not seed_logger.filter(info) and seed_logger.filter(warning)
+        assert seed_logger.filter(info)  # lifted on exit
+        scvi.settings.verbosity = logging.DEBUG
+        with quiet_dependencies():
+            assert seed_logger.filter(info)  # banners back at DEBUG verbosity
+    finally:
+        scvi.settings.verbosity = level
+    assert not seed_logger.filters
 
 
 def test_module_entry_point_has_help():

@@ -39,6 +39,39 @@ def test_every_tutorial_is_in_the_toctree():
     assert [p.stem for p in TUTORIALS if p.stem not in toctree] == []
 
 
+FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```", re.S | re.M)
+REPOSITORY_DATA = re.compile(r"\.\./shared|\bshared/data\b")
+
+
+def user_code() -> list[tuple[str, str]]:
+    """``(where, code)`` of every code block of the README and docs pages, and of every
+    code cell of the tutorials: what a user who installed the package runs."""
+    blocks = []
+    for page in [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]:
+        for language, code in FENCE.findall(page.read_text()):
+            if not language.startswith("{include}"):
+                blocks.append((f"{page.name} ({language.strip() or 'text'})", code))
+    for path in TUTORIALS:
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] == "code":
+                blocks.append((path.name, "".join(cell["source"])))
+    return blocks
+
+
+def test_user_examples_read_no_repository_data():
+    """A user has no ``../shared`` folder (the repository's development data): no example
+    may read it. Data the package does not ship are fetched by a documented command."""
+    blocks = user_code()
+    assert any("cptac_ucec_bulk" in code for _, code in blocks)  # the bulk recipe is parsed
+    offending = [
+        f"{where}: {line.strip()}"
+        for where, code in blocks
+        for line in code.splitlines()
+        if REPOSITORY_DATA.search(line)
+    ]
+    assert offending == [], offending
+
+
 @pytest.fixture(scope="module")
 def html(tmp_path_factory):
     pytest.importorskip("sphinx")

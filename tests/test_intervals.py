@@ -13,9 +13,11 @@ import torch
 from helpers import batch, setup
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from safetensors.torch import load_file, save_file
 
 import sctranslator as sct
 from sctranslator.components import IntervalCalibration
+from sctranslator.components._calibration import log_profile
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +89,18 @@ def test_save_load_round_trip_keeps_intervals(model, query, tmp_path):
     ):
         np.testing.assert_array_equal(before.to_numpy(), after.to_numpy())
     np.testing.assert_array_equal(model.get_novelty(rna), loaded.get_novelty(rna))
+    # a calibration saved before the anchors' profiles were stored: latent novelty alone
+    path = tmp_path / "model" / "calibration.safetensors"
+    state = {k: v for k, v in load_file(path).items() if not k.startswith("profile")}
+    save_file(state, path)
+    older = sct.SCTRANSLATOR.load(tmp_path / "model")
+    assert older.calibration.profiles is None
+    latent = (
+        older.calibration.distance(torch.as_tensor(older.get_latent_representation(rna)))
+        / older.calibration.typical_distance
+    )
+    np.testing.assert_allclose(older.get_novelty(rna), latent.numpy(), rtol=1e-5)
+    assert (older.predict_protein_interval(rna)[1].notna()).all().all()
 
 
 def test_the_shipped_reference_gives_intervals(query):
@@ -147,20 +161,78 @@ def test_conformal_quantile_covers_exchangeable_data():
         sigma = torch.linspace(0.5, 2, 30) * (1 + z.norm(dim=1, keepdim=True))
         return z, torch.zeros(n, 30), torch.randn(n, 30, generator=generator) * sigma
 
-    calibration.fit(*cells(400), anchors, generator)
-    assert len(calibration.scores) == 200 * 30
+    calibration.set_anchors(anchors)
+    z, predicted, measured = cells(400)
+    calibration.fit(calibration.distance(z), predicted, measured, generator)
+    assert len(calibration.scores) == 400 * 30  # cross-conformal: every cell gives scores
+    assert 0 < calibration.novelty_power <= 1  # errors grow with novelty, here less than 1:1
     z, predicted, measured = cells(2000)
     for level in (0.5, 0.9):
         half = (
             calibration.quantile(level)
             * calibration.protein_scale
-            * calibration.novelty(z)[:, None]
+            * calibration.difficulty(calibration.novelty(z))[:, None]
         )
         assert abs(((measured - predicted).abs() <= half).float().mean() - level) < 0.03
     n = len(calibration.scores)
     assert calibration.quantile(0.9) == calibration.scores[math.ceil((n + 1) * 0.9) - 1]
     with pytest.raises(ValueError, match="calibration scores"):
         calibration.quantile(1 - 1 / (2 * n))
+
+
+def test_widths_grow_with_novelty_as_held_out_errors_do():
+    generator = torch.Generator().manual_seed(0)
+    calibration = IntervalCalibration()
+    calibration.set_anchors(torch.zeros(50, 2))
+    distance = torch.exp(torch.randn(400, generator=generator) * 0.5)  # novelty spread
+    for power in (0.0, 0.5, 1.0):
+        noise = torch.randn(400, 20, generator=generator)
+        measured = noise * distance[:, None] ** power * torch.linspace(0.5, 2, 20)
+        calibration.fit(distance, torch.zeros(400, 20), measured, generator)
+        assert abs(float(calibration.novelty_power) - power) < 0.1, power
+    far = calibration.novelty_reference[-1] * torch.tensor([1.0, 2.0, torch.inf])
+    widths = calibration.difficulty(far)  # beyond the calibration cells: in proportion
+    torch.testing.assert_close(widths[1], 2 * widths[0])
+    assert torch.isinf(widths[2])
+
+
+def test_profiles_of_a_large_panel_keep_its_most_variable_genes():
+    mdata = sct.datasets.synthetic_cite(n_cells=300, n_genes=1500, n_proteins=10, n_batches=2)
+    setup(mdata)
+    scvi.settings.seed = 0
+    model = sct.SCTRANSLATOR(mdata, n_hidden=16, n_heads=2, max_genes=32)
+    model.train(max_epochs=1, enable_progress_bar=False)
+    calibration = model.calibration
+    assert calibration.profiles.shape == (len(calibration.anchors), 1024)
+    genes = model.vocabulary.lookup_genes(mdata["rna"].var_names)
+    assert set(calibration.profile_genes.tolist()) <= set(genes.tolist())
+    novelty = model.get_novelty(mdata, indices=np.sort(model.validation_indices))
+    assert novelty.median() == pytest.approx(1.0, rel=1e-5)
+
+
+def test_novelty_sees_an_expression_profile_the_latent_discards():
+    generator = torch.Generator().manual_seed(0)
+    genes = torch.arange(100, 150)  # tokens of the 50 genes the model reads
+    blood = torch.zeros(50).index_fill(0, torch.arange(20), 5.0)  # expressed: genes 0-19
+    anchors = torch.randn(200, 4, generator=generator)
+    counts = torch.poisson(blood.expand(200, 50), generator=generator)
+    calibration = IntervalCalibration()
+    calibration.set_anchors(anchors, log_profile(counts, genes, genes)[0], genes)
+    held_out = torch.poisson(blood.expand(40, 50), generator=generator)
+    z = anchors[:40] + 0.1 * torch.randn(40, 4, generator=generator)
+    calibration.fit(
+        calibration.distance(z, held_out, genes), torch.zeros(40, 3), torch.randn(40, 3), generator
+    )
+    other = torch.zeros(50).index_fill(0, torch.arange(30, 50), 5.0)  # other genes expressed
+    tissue = torch.poisson(other.expand(40, 50), generator=generator)
+    typical = calibration.novelty(z, held_out, genes)
+    novel = calibration.novelty(z, tissue, genes)  # the same latents: the profile tells
+    assert typical.quantile(0.5) == pytest.approx(1.0, rel=1e-5)
+    assert novel.median() > 2 * typical.median()
+    order = torch.randperm(50, generator=generator)  # any column order, genes by token
+    torch.testing.assert_close(calibration.novelty(z, tissue[:, order], genes[order]), novel)
+    with pytest.raises(ValueError, match="pass `counts`"):
+        calibration.novelty(z)
 
 
 def test_fill_protein_writes_interval_layers(model, query, tmp_path):

@@ -80,3 +80,42 @@ def test_reference_errors_name_the_problem_and_write_nothing(reference, pbmc, tm
     with pytest.raises(ValueError, match="None of the 224 proteins"):
         reference.fine_tune(unknown)
     assert renamed["rna"].uns == {} and "_scvi_manager_uuid" not in renamed["rna"].uns
+
+
+def test_a_cell_outside_the_reference_world_is_flagged_never_a_crash(reference, pbmc):
+    query = batch(pbmc, "p4_0")["rna"][:40]
+    counts = query.layers["counts"].toarray()
+    unknown = np.random.default_rng(0).poisson(3.0, size=(40, 20)).astype(np.float32) + 1
+    outside = [3, 17]
+    counts[outside] = 0  # their counts are all in genes the reference does not read
+    cells = ad.AnnData(
+        np.hstack([counts, unknown]).astype(np.float32),
+        obs=query.obs[[]],
+        var=pd.DataFrame(index=list(query.var_names) + [f"NOTAGENE{i}" for i in range(20)]),
+    )
+    message = r"2 cells have no counts in the 500 genes this model reads \(e\.g\. p4_0_"
+    with pytest.warns(UserWarning, match=message):
+        predicted = reference.predict_protein(cells)
+    inside = np.setdiff1d(np.arange(40), outside)
+    mean = reference.panel_statistics.mean.numpy()
+    np.testing.assert_allclose(
+        predicted.iloc[outside].to_numpy(), np.tile(mean, (2, 1)), rtol=1e-5
+    )
+    pd.testing.assert_frame_equal(
+        predicted.iloc[inside], reference.predict_protein(cells[inside].copy()), atol=1e-5
+    )
+    with pytest.warns(UserWarning, match="no counts in the 500 genes"):
+        novelty = reference.get_novelty(cells)
+    assert np.isinf(novelty.iloc[outside]).all() and np.isfinite(novelty.iloc[inside]).all()
+    with pytest.warns(UserWarning, match="no counts in the 500 genes"):
+        lower, upper = reference.predict_protein_interval(cells)
+    assert (lower.iloc[outside] == -np.inf).all().all()
+    assert (upper.iloc[outside] == np.inf).all().all()
+    assert np.isfinite(upper.iloc[inside].to_numpy()).all()
+
+    empty = cells.copy()
+    empty.X[5] = 0  # no counts at all: refused, with the fix
+    with pytest.raises(
+        ValueError, match=r"1 cells have no counts in the RNA counts.*filter_cells"
+    ):
+        reference.predict_protein(empty)

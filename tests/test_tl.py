@@ -85,12 +85,12 @@ def test_cluster_joint_and_rna_only(query):
     sct.tl.cluster(
         mdata,
         protein=None,
-        method="gauss",
+        connectivities="gauss",
         key_added="rna_leiden",
         embedding_key="X_rna",
         neighbors_key="rna_nb",
     )
-    sct.tl.cluster(mdata, method="gauss")
+    sct.tl.cluster(mdata, connectivities="gauss")
     _assert_unchanged(before, mdata)
     for key in ("rna_leiden", "sct_leiden"):
         labels = mdata.obs[key]
@@ -105,7 +105,7 @@ def test_cluster_joint_and_rna_only(query):
     joint = mdata.obsm["X_sct_joint"]
     np.testing.assert_allclose(joint[:, :30].var(0).sum(), joint[:, 30:].var(0).sum(), rtol=1e-3)
     # reproducible, and copy=True leaves the input alone
-    again = sct.tl.cluster(query, method="gauss", copy=True)
+    again = sct.tl.cluster(query, connectivities="gauss", copy=True)
     assert (
         "sct_leiden" not in query.obs
         and (again.obs["sct_leiden"] == mdata.obs["sct_leiden"]).all()
@@ -114,9 +114,9 @@ def test_cluster_joint_and_rna_only(query):
 
 def test_cluster_errors(query, pbmc):
     mdata = query.copy()
-    sct.tl.cluster(mdata, protein=None, method="gauss")
+    sct.tl.cluster(mdata, protein=None, connectivities="gauss")
     with pytest.raises(ValueError, match=r"obs\['sct_leiden'\] already exists"):
-        sct.tl.cluster(mdata, protein=None, method="gauss")
+        sct.tl.cluster(mdata, protein=None, connectivities="gauss")
     with pytest.raises(KeyError, match="'prot_x'.*available"):
         sct.tl.cluster(query, protein="prot_x")
     with pytest.raises(ValueError, match="at least one"):
@@ -131,10 +131,57 @@ def test_cluster_reads_a_named_layer(pbmc):
     # counts in X (the default) and in a named layer give the same clusters
     cells = batch(pbmc, "p4_0")
     mdata = MuData({"rna": cells["rna"]})
-    from_x = sct.tl.cluster(mdata, protein=None, method="gauss", copy=True)
+    from_x = sct.tl.cluster(mdata, protein=None, connectivities="gauss", copy=True)
     mdata["rna"].X = np.log1p(mdata["rna"].X)  # X normalised, counts only in the layer
-    from_layer = sct.tl.cluster(mdata, protein=None, rna_layer="counts", method="gauss", copy=True)
+    from_layer = sct.tl.cluster(
+        mdata, protein=None, rna_layer="counts", connectivities="gauss", copy=True
+    )
     assert (from_x.obs["sct_leiden"] == from_layer.obs["sct_leiden"]).all()
+
+
+def test_cluster_methods_and_connectivities_name_their_options(query):
+    with pytest.raises(ValueError, match=r"method 'louvain'; choose one of 'concat', 'wnn'"):
+        sct.tl.cluster(query, method="louvain", copy=True)
+    with pytest.raises(ValueError, match=r"Unknown connectivities 'knn'; choose one of 'umap'"):
+        sct.tl.cluster(query, connectivities="knn", copy=True)
+    with pytest.raises(ValueError, match=r"connectivities='gauss' applies to method='concat'"):
+        sct.tl.cluster(query, method="wnn", connectivities="gauss", copy=True)
+    with pytest.raises(ValueError, match=r"`weights` applies to method='concat'"):
+        sct.tl.cluster(query, method="wnn", weights=(1.0, 2.0), copy=True)
+    assert "sct_leiden" not in query.obs
+    # the former meaning of `method` (the connectivities) still works, and says how to migrate
+    with pytest.warns(FutureWarning, match=r'method="concat", connectivities=\'gauss\''):
+        before = sct.tl.cluster(query, method="gauss", copy=True)
+    now = sct.tl.cluster(query, method="concat", connectivities="gauss", copy=True)
+    assert (before.obs["sct_leiden"] == now.obs["sct_leiden"]).all()
+    assert now.uns["sct_leiden"]["params"]["method"] == "concat"
+    # one modality: both methods build scanpy's graph of its embedding
+    alone = sct.tl.cluster(query, protein=None, method="wnn", connectivities="gauss", copy=True)
+    concat = sct.tl.cluster(query, protein=None, connectivities="gauss", copy=True)
+    assert (alone.obs["sct_leiden"] == concat.obs["sct_leiden"]).all()
+    assert "sct_neighbors_weights" not in alone.obsm
+
+
+@pytest.mark.slow  # muon's WNN compiles its numba kernels at every call (~40 s)
+def test_cluster_wnn_writes_labels_graph_and_each_cells_modality_weights(query):
+    mdata = query.copy()
+    before = _frozen(mdata)
+    sct.tl.cluster(mdata, method="wnn", key_added="wnn_leiden", neighbors_key="wnn")
+    _assert_unchanged(before, mdata)
+    labels = mdata.obs["wnn_leiden"]
+    assert labels.dtype == "category" and labels.notna().all() and 3 <= labels.nunique() <= 40
+    assert sct.metrics.clustering_agreement(labels, mdata.obs["celltype"])["ari"] > 0.2
+    weights = mdata.obsm["wnn_weights"]
+    assert list(weights.columns) == ["rna", "prot_pred"]
+    assert (weights.index == mdata.obs_names).all()
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-5)
+    assert 0.05 < weights["prot_pred"].mean() < 0.95  # each cell weighs both modalities
+    graph = mdata.obsp["wnn_connectivities"]
+    assert graph.shape == (800, 800) and abs(graph - graph.T).max() < 1e-6
+    assert mdata.uns["wnn"]["connectivities_key"] == "wnn_connectivities"
+    assert mdata.uns["wnn_leiden"]["params"]["method"] == "wnn"
+    concat = sct.tl.cluster(query, connectivities="gauss", copy=True)  # another graph
+    assert (concat.obsp["sct_neighbors_connectivities"] != graph).nnz > 0
 
 
 def test_fill_protein_copy(query, model):

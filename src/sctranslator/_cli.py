@@ -346,9 +346,11 @@ def _holds(store: Path, inputs: list[Path], setup: dict) -> bool:
 def _train_and_save(args, config: dict, output: Path, data) -> int:
     import scvi
 
+    from sctranslator._warnings import quiet_banners
     from sctranslator.model import SCTRANSLATOR
 
-    scvi.settings.seed = config.get("seed", 0)
+    with quiet_banners():  # no "Seed set to"; see scvi.settings.verbosity
+        scvi.settings.seed = config.get("seed", 0)
     model = SCTRANSLATOR(data, **config.get("model", {}))
     model.train(**config.get("train", {}))
     if model.trainer.is_global_zero:  # under DDP every process runs this; one saves

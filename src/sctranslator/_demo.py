@@ -18,6 +18,7 @@ from sctranslator import datasets, metrics, pl, pp, tl
 from sctranslator._baselines import average_profile, kernel_ridge_on_pca, ridge_on_pca
 from sctranslator._io import write_atomic
 from sctranslator._mudata import no_pull, shared_var_names
+from sctranslator._warnings import quiet_banners
 from sctranslator.model import SCTRANSLATOR
 
 logger = logging.getLogger(__name__)
@@ -62,7 +63,8 @@ def run_demo(
     for path in (h5mu_path, png_path, reference_path):
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path} already exists; pass --overwrite to replace it.")
-    scvi.settings.seed = seed
+    with quiet_banners():  # no "Seed set to"; see scvi.settings.verbosity
+        scvi.settings.seed = seed
     mdata = datasets.pbmc_cite_mini()
     with no_pull(), shared_var_names(mdata.mod.values()):  # 13 antibodies named like genes
         train = mdata[mdata.obs["batch"] == train_batch].copy()
@@ -77,7 +79,8 @@ def run_demo(
     with no_pull():
         rna_only = MuData({"rna": mdata[mdata.obs["batch"] == "p1_0"]["rna"].copy()})
     tl.fill_protein(rna_only, reference, key_added="prot_pred")
-    write_atomic(reference_path, rna_only.write_h5mu, overwrite=overwrite)
+    with no_pull(), shared_var_names(rna_only.mod.values()):  # write_h5mu updates the MuData
+        write_atomic(reference_path, rna_only.write_h5mu, overwrite=overwrite)
     print(f"   Translated the {rna_only.n_obs} RNA-only cells of p1_0 into {reference_path}.")
     print(
         f"2. A model trained on your own cells, for comparison: {train.n_obs} paired cells of "
@@ -118,7 +121,8 @@ def run_demo(
         query = MuData({"rna": test["rna"].copy()})
     query.obs = test.obs.copy()
     tl.fill_protein(query, model, key_added="prot_pred")
-    write_atomic(h5mu_path, query.write_h5mu, overwrite=overwrite)
+    with no_pull(), shared_var_names(query.mod.values()):
+        write_atomic(h5mu_path, query.write_h5mu, overwrite=overwrite)
     figure = pl.predicted_vs_measured(predictions["sctranslator"], measured, show=False)
     write_atomic(
         png_path, lambda path: figure.savefig(path, dpi=120, format="png"), overwrite=overwrite

@@ -3,9 +3,12 @@
 from ._ingest import ingest, read_metadata
 from ._loaders import rna_loader
 from ._paired import (
+    QUERY_BATCH,
+    holds_counts,
     protein_names,
     read_all_cells,
     read_cells,
+    registered_layout,
     rna_location,
     rna_modality,
     sample_rows,
@@ -37,6 +40,7 @@ from ._writer import check_output_path, write_blocks
 __all__ = [
     "PANELS_KEY",
     "PROTEINS_OBSM_KEY",
+    "QUERY_BATCH",
     "UNKNOWN",
     "CellStore",
     "StoreDataModule",
@@ -48,6 +52,7 @@ __all__ = [
     "check_unique",
     "check_values",
     "gene_aliases",
+    "holds_counts",
     "get_matrix",
     "get_modality",
     "ingest",
@@ -59,6 +64,7 @@ __all__ = [
     "read_cells",
     "read_metadata",
     "read_minibatches",
+    "registered_layout",
     "report_unknown",
     "resolve_protein_token",
     "rna_loader",

@@ -8,18 +8,17 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from anndata import AnnData
-from mudata import MuData
 
-from ._panels import allows_missing_genes
-from ._validate import check_unique, check_values, get_matrix, get_modality, iter_row_chunks
+from ._panels import PANELS_KEY
+from ._rows import FileParts, RowChecks, RowMatrix, as_csr, open_parts
+from ._validate import check_unique
 from ._vocabulary import Vocabulary
 
 logger = logging.getLogger(__name__)
@@ -30,59 +29,132 @@ METADATA_KEY = "sctranslator"
 """Experiment metadata: JSON with the format version and each dataset's panel."""
 FORMAT = 1
 _WRITE_CELLS = 100_000
-"""Cells converted and written at a time (one TileDB fragment each: more of them slow reads)."""
+"""At most this many cells are converted and written at a time."""
+_WRITE_VALUES = 2**22
+"""At most about this many stored values (non-zeros, dense entries) are written at a time:
+memory holds one such piece, whatever the size of a file. Each piece is a TileDB fragment;
+their metadata is consolidated when the store is complete."""
 GENE, PROTEIN = "Gene Expression", "Antibody Capture"
 _MUDATA_KEYS = {"rna_layer", "protein_layer", "batch_key", "modalities"}
 _ANNDATA_KEYS = {"layer", "protein_expression_obsm_key", "protein_names_uns_key", "batch_key"}
 
 
+# ---------------------------------------------------------------------------- datasets
+@dataclass
+class Chunk:
+    """Consecutive cells of one dataset, ready to write: names, labels and CSR counts."""
+
+    obs: pd.DataFrame
+    """``dataset``, ``batch`` and ``cell`` of each cell; the index is ``"<dataset>:<cell>"``."""
+    features: np.ndarray
+    """Feature ids (``"gene:<name>"``, ``"protein:<name>"``), the columns of ``matrix``."""
+    matrix: sp.csr_matrix
+
+
 @dataclass
 class Dataset:
-    """One input file, read and checked: RNA counts, proteins (or none) and batch labels."""
+    """One input file, opened and checked: its matrices are read from disk in row chunks.
+
+    Use it as a context manager (the file is closed on exit); :meth:`chunks` reads, checks
+    and converts its cells a piece at a time.
+    """
 
     name: str
     source: str
-    rna: object
+    rna: RowMatrix
     genes: np.ndarray
-    proteins: object | None
+    proteins: RowMatrix | None
     protein_names: np.ndarray
     cells: np.ndarray
-    batches: np.ndarray
+    batch_codes: np.ndarray
+    """Each cell's position in ``batch_names`` (codes: no string per cell)."""
+    batch_names: np.ndarray
+    missing_genes: bool
+    parts: FileParts
 
-    def to_anndata(self, rows: slice = slice(None)) -> AnnData:
-        """Genes and proteins of ``rows`` as one AnnData (features ``"<type>:<name>"``)."""
-        parts = [_sparse(self.rna[rows])]
-        if self.proteins is not None:
-            parts.append(_sparse(self.proteins[rows]))
-        var = pd.DataFrame(
+    def __enter__(self) -> Dataset:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.parts.close()
+
+    @property
+    def features(self) -> np.ndarray:
+        """Feature ids of the genes, then of the proteins."""
+        ids = [f"gene:{g}" for g in self.genes] + [f"protein:{p}" for p in self.protein_names]
+        return np.asarray(ids, dtype=object)
+
+    def var(self) -> pd.DataFrame:
+        """``feature_name`` and ``feature_type`` of the features, indexed by their ids."""
+        return pd.DataFrame(
             {
                 "feature_name": [*self.genes, *self.protein_names],
                 "feature_type": [GENE] * len(self.genes) + [PROTEIN] * len(self.protein_names),
-            }
+            },
+            index=self.features,
         )
-        ids = [f"gene:{g}" for g in self.genes] + [f"protein:{p}" for p in self.protein_names]
-        var.index = ids
-        cells = self.cells[rows]
-        obs = pd.DataFrame(
-            {"dataset": self.name, "batch": self.batches[rows], "cell": cells},
-            index=[f"{self.name}:{cell}" for cell in cells],
+
+    def bounds(
+        self, max_cells: int | None = None, max_values: int | None = None
+    ) -> list[tuple[int, int]]:
+        """Row ranges of at most ``max_cells`` cells and about ``max_values`` stored values."""
+        max_cells = _WRITE_CELLS if max_cells is None else max_cells
+        max_values = _WRITE_VALUES if max_values is None else max_values
+        cost = self.rna.stored_per_row()
+        if self.proteins is not None:
+            cost = cost + self.proteins.stored_per_row()
+        cumulative = np.cumsum(np.broadcast_to(cost, (len(self.cells),)), dtype=np.int64)
+        out, start = [], 0
+        while start < len(self.cells):
+            before = cumulative[start - 1] if start else 0
+            stop = int(np.searchsorted(cumulative, before + max_values, side="right"))
+            stop = min(max(stop, start + 1), start + max_cells, len(self.cells))
+            out.append((start, stop))
+            start = stop
+        return out
+
+    def chunks(self) -> Iterator[Chunk]:
+        """Yield the cells in pieces (see :meth:`bounds`), checking their values on the way.
+
+        Bad values (NaN, infinite or negative counts, cells without RNA counts) raise after
+        the last piece, with the counts over the whole file.
+        """
+        rna_checks = RowChecks(
+            f"the RNA of {self.source}", allow_nan=self.missing_genes, require_nonempty=True
         )
-        return AnnData(X=sp.hstack(parts, format="csr", dtype=np.float32), obs=obs, var=var)
-
-
-def _sparse(matrix) -> sp.csr_matrix:
-    """``float32`` CSR copy, built in row chunks; NaN (unmeasured) is kept as a stored value."""
-    blocks = [sp.csr_matrix(block.astype(np.float32)) for _, block in iter_row_chunks(matrix)]
-    return sp.vstack(blocks, format="csr")
+        protein_checks = RowChecks(f"the proteins of {self.source}", allow_nan=True)
+        features = self.features
+        for start, stop in self.bounds():
+            names = self.cells[start:stop]
+            parts = [as_csr(self.rna[start:stop])]
+            rna_checks.add(parts[0], names)
+            if self.proteins is not None:
+                parts.append(as_csr(self.proteins[start:stop]))
+                protein_checks.add(parts[1], names)
+            obs = pd.DataFrame(
+                {
+                    "dataset": self.name,
+                    "batch": self.batch_names[self.batch_codes[start:stop]],
+                    "cell": names,
+                },
+                index=[f"{self.name}:{cell}" for cell in names],
+            )
+            matrix = parts[0] if len(parts) == 1 else sp.hstack(parts, format="csr")
+            yield Chunk(obs=obs, features=features, matrix=matrix)
+            del parts, matrix
+        rna_checks.check()
+        protein_checks.check()
 
 
 def read_dataset(path: str | os.PathLike, name: str, setup: Mapping | None = None) -> Dataset:
-    """Read and check one ``.h5ad`` or ``.h5mu`` file for :func:`ingest`.
+    """Open and check one ``.h5ad`` or ``.h5mu`` file for :func:`ingest`.
 
     ``setup`` holds the arguments of :meth:`~sctranslator.SCTRANSLATOR.setup_mudata` (for
     ``.h5mu``) and of :meth:`~sctranslator.SCTRANSLATOR.setup_anndata` (for ``.h5ad``); keys
     of the other kind are ignored. A file without proteins (no protein modality, or no
-    ``protein_expression_obsm_key`` entry) is RNA-only.
+    ``protein_expression_obsm_key`` entry) is RNA-only. Names, panels and batch labels are
+    read and checked here; the counts stay on disk and are checked as
+    :meth:`Dataset.chunks` reads them. Close the returned dataset (``with``) when done.
     """
     setup = dict(setup or {})
     unknown = set(setup) - _MUDATA_KEYS - _ANNDATA_KEYS
@@ -94,60 +166,48 @@ def read_dataset(path: str | os.PathLike, name: str, setup: Mapping | None = Non
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Input file {str(path)!r} does not exist.")
-    if path.suffix == ".h5mu":
-        import mudata
-
-        from sctranslator._mudata import no_pull, shared_var_names
-
-        with no_pull(), shared_var_names(None):
-            mdata = mudata.read_h5mu(path)
-        rna, proteins, names, obs = _from_mudata(mdata, setup, path)
-    elif path.suffix == ".h5ad":
-        import anndata
-
-        adata = anndata.read_h5ad(path)
-        rna, proteins, names, obs = _from_anndata(adata, setup, path)
-    else:
+    if path.suffix not in (".h5mu", ".h5ad"):
         raise ValueError(f"Input file {str(path)!r} must be an .h5ad or .h5mu file.")
-    genes = np.asarray(rna.var_names).astype(str)
+    parts = open_parts(path, setup)
+    try:
+        return _checked(parts, path, name, setup)
+    except BaseException:
+        parts.close()
+        raise
+
+
+def _checked(parts: FileParts, path: Path, name: str, setup: dict) -> Dataset:
+    genes = np.asarray(parts.genes).astype(str)
     if len(genes) == 0:
         raise ValueError(f"{path} has no genes in its RNA.")
     check_unique(genes, what=f"gene (in {path.name})")
     _check_distinct_genes(genes, path)
-    check_unique(names, what=f"protein (in {path.name})")
-    check_unique(np.asarray(rna.obs_names), what=f"cell (in {path.name})")
-    layer = setup.get("rna_layer" if path.suffix == ".h5mu" else "layer")
-    counts = get_matrix(rna, layer=layer, what=f"the RNA of {path}")
-    check_values(
-        counts,
-        what=f"the RNA of {path}",
-        obs_names=rna.obs_names,
-        allow_nan=allows_missing_genes(rna),
-        require_nonempty=True,
-    )
-    if proteins is None:
+    check_unique(parts.protein_names, what=f"protein (in {path.name})")
+    check_unique(parts.cells, what=f"cell (in {path.name})")
+    if parts.proteins is None:
         _report_rna_only(path, setup)
-    else:
-        check_values(
-            proteins, what=f"the proteins of {path}", obs_names=rna.obs_names, allow_nan=True
-        )
     batch_key = setup.get("batch_key")
-    if batch_key is not None and batch_key not in obs:
-        raise KeyError(f"batch_key {batch_key!r} not found in the obs of {path}.")
-    batches = (
-        np.full(rna.n_obs, name, dtype=object)
-        if batch_key is None
-        else np.asarray([f"{name}:{value}" for value in obs[batch_key].astype(str)], dtype=object)
-    )
+    cells = np.asarray([str(cell) for cell in parts.cells], dtype=object)
+    if batch_key is None:
+        codes, names = np.zeros(len(cells), dtype=np.int64), np.asarray([name], dtype=object)
+    else:
+        labels = parts.obs_column(batch_key)
+        if labels is None:
+            raise KeyError(f"batch_key {batch_key!r} not found in the obs of {path}.")
+        codes, values = pd.factorize(pd.Series(labels), use_na_sentinel=False)
+        names = np.asarray([f"{name}:{value}" for value in values], dtype=object)
     return Dataset(
         name=name,
         source=str(path.resolve()),
-        rna=counts,
+        rna=parts.rna,
         genes=genes,
-        proteins=proteins,
-        protein_names=np.asarray(names).astype(str),
-        cells=np.asarray(rna.obs_names).astype(str),
-        batches=batches,
+        proteins=parts.proteins,
+        protein_names=np.asarray(parts.protein_names).astype(str),
+        cells=cells,
+        batch_codes=codes,
+        batch_names=names,
+        missing_genes=PANELS_KEY in parts.uns_keys,
+        parts=parts,
     )
 
 
@@ -176,47 +236,124 @@ def _report_rna_only(path: Path, setup: dict) -> None:
     if named is None:
         logger.info(message)
     else:
-        warnings.warn(message, UserWarning, stacklevel=3)
+        warnings.warn(message, UserWarning, stacklevel=4)
 
 
-def _from_mudata(mdata: MuData, setup: dict, path: Path):
-    modalities = setup.get("modalities") or {"rna_layer": "rna", "protein_layer": "prot"}
-    rna_key = modalities.get("rna_layer", "rna")
-    if rna_key not in mdata.mod:
-        raise KeyError(
-            f"{path} has no RNA modality {rna_key!r} (modalities: {list(mdata.mod)}); set "
-            "setup['modalities']['rna_layer'] to the modality with the RNA counts."
+# ------------------------------------------------------------------------------ writing
+class _Writer:
+    """Append chunks of cells to the SOMA experiment at ``target``, creating it at first.
+
+    Cells get consecutive ids after those already there; a feature gets the next id the
+    first time a chunk has it. Only the ids of the features are held in memory.
+    """
+
+    def __init__(self, target: Path):
+        self.target = str(target)
+        self.n_obs = 0
+        self.features = pd.Index([], dtype=object)
+        if target.exists():
+            import tiledbsoma
+
+            with tiledbsoma.Experiment.open(self.target) as experiment:
+                self.n_obs = int(experiment.obs.count)
+                var = (
+                    experiment.ms[MEASUREMENT]
+                    .var.read(column_names=["soma_joinid", "var_id"])
+                    .concat()
+                    .to_pandas()
+                    .sort_values("soma_joinid")
+                )
+            self.features = pd.Index(var["var_id"].to_numpy(), dtype=object)
+
+    def write(self, chunk: Chunk, var: pd.DataFrame, *, consolidate: bool = False) -> None:
+        """Write ``chunk`` (``var``: its features' names and types, indexed by their ids)."""
+        import pyarrow as pa
+        import tiledbsoma
+        import tiledbsoma.io
+
+        new = chunk.features[self.features.get_indexer(chunk.features) < 0]
+        first_var = len(self.features)
+        self.features = self.features.append(pd.Index(new, dtype=object))
+        n_cells = len(chunk.obs)
+        if self.n_obs == 0 and first_var == 0:
+            self._create(n_cells, len(self.features))
+        else:
+            tiledbsoma.io.resize_experiment(
+                self.target,
+                nobs=self.n_obs + n_cells,
+                nvars={MEASUREMENT: len(self.features)},
+            )
+        matrix = chunk.matrix.tocoo()
+        columns = self.features.get_indexer(chunk.features).astype(np.int64)
+        counts = pa.table(
+            {
+                "soma_dim_0": matrix.row.astype(np.int64) + self.n_obs,
+                "soma_dim_1": columns[matrix.col],
+                "soma_data": matrix.data.astype(np.float32, copy=False),
+            }
         )
-    rna = mdata.mod[rna_key]
-    protein_key = modalities.get("protein_layer", "prot")
-    obs = mdata.obs if modalities.get("batch_key") is None else mdata[modalities["batch_key"]].obs
-    obs = obs.reindex(rna.obs_names) if len(obs) else pd.DataFrame(index=rna.obs_names)
-    if protein_key not in mdata.mod:
-        return rna, None, np.array([], dtype=str), obs
-    protein = get_modality(mdata, mod_key=protein_key, what=f"the proteins of {path}")
-    if not protein.obs_names.equals(rna.obs_names):
-        raise ValueError(
-            f"{path}: the {rna_key!r} and {protein_key!r} modalities are not paired cell by "
-            "cell; use `sctranslator.pp.pair_modalities` first and save the result."
+        del matrix
+        obs = chunk.obs.reset_index(names="obs_id")
+        obs.insert(0, "soma_joinid", np.arange(self.n_obs, self.n_obs + n_cells, dtype=np.int64))
+        options = tiledbsoma.TileDBWriteOptions(consolidate_and_vacuum=consolidate)
+        with tiledbsoma.Experiment.open(self.target, "w") as experiment:
+            measurement = experiment.ms[MEASUREMENT]
+            _write_frame(experiment.obs, obs, options)
+            if len(new):
+                rows = var.loc[new].reset_index(names="var_id")
+                ids = np.arange(first_var, first_var + len(new), dtype=np.int64)
+                rows.insert(0, "soma_joinid", ids)
+                _write_frame(measurement.var, rows, options)
+            if len(counts) or consolidate:
+                measurement.X["counts"].write(counts, platform_config=options)
+        self.n_obs += n_cells
+
+    def _create(self, n_obs: int, n_var: int) -> None:
+        import pyarrow as pa
+        import tiledbsoma
+
+        strings = [(name, pa.large_string()) for name in ("dataset", "batch", "cell")]
+        obs_schema = pa.schema([("obs_id", pa.large_string()), *strings])
+        var_schema = pa.schema(
+            [(name, pa.large_string()) for name in ("var_id", "feature_name", "feature_type")]
         )
-    matrix = get_matrix(protein, layer=setup.get("protein_layer"), what=f"the proteins of {path}")
-    return rna, matrix, np.asarray(protein.var_names), obs
+        with tiledbsoma.Experiment.create(self.target) as experiment:
+            experiment.add_new_dataframe("obs", schema=obs_schema, domain=[(0, n_obs - 1)])
+            measurement = experiment.add_new_collection("ms").add_new_collection(
+                MEASUREMENT, tiledbsoma.Measurement
+            )
+            measurement.add_new_dataframe("var", schema=var_schema, domain=[(0, n_var - 1)])
+            measurement.add_new_collection("X").add_new_sparse_ndarray(
+                "counts", type=pa.float32(), shape=(n_obs, n_var)
+            )
 
 
-def _from_anndata(adata: AnnData, setup: dict, path: Path):
-    key = setup.get("protein_expression_obsm_key")
-    if key is None or key not in adata.obsm:
-        return adata, None, np.array([], dtype=str), adata.obs
-    proteins = adata.obsm[key]
-    if isinstance(proteins, pd.DataFrame):
-        return adata, proteins.to_numpy(dtype=np.float32), np.asarray(proteins.columns), adata.obs
-    names_key = setup.get("protein_names_uns_key")
-    if names_key is None or names_key not in adata.uns:
-        raise ValueError(
-            f"{path}: obsm[{key!r}] is an array; set setup['protein_names_uns_key'] to the uns "
-            "key with the protein names."
-        )
-    return adata, proteins, np.asarray(adata.uns[names_key]), adata.obs
+def _write_frame(frame, values: pd.DataFrame, options) -> None:
+    """Write ``values`` to the SOMA DataFrame ``frame``, cast to its schema."""
+    import pyarrow as pa
+
+    schema = frame.schema
+    table = pa.Table.from_pandas(values[schema.names], preserve_index=False)
+    frame.write(table.cast(schema), platform_config=options)
+
+
+def _pieces(datasets: Sequence[tuple[str, Path]], setup, metadata: dict) -> Iterator[tuple]:
+    """Yield ``(chunk, var)`` of every file in turn; record each file in ``metadata``."""
+    for name, path in datasets:
+        with read_dataset(path, name, setup) as dataset:
+            var = dataset.var()
+            for chunk in dataset.chunks():
+                yield chunk, var
+            metadata["datasets"][name] = {
+                "source": dataset.source,
+                "source_size": path.stat().st_size,
+                "source_mtime": path.stat().st_mtime,
+                "setup": dict(setup or {}),
+                "cells": len(dataset.cells),
+                "genes": list(map(str, dataset.genes)),
+                "proteins": list(map(str, dataset.protein_names)),
+            }
+            logger.info("Ingested %s: %d cells from %s.", name, len(dataset.cells), path)
 
 
 def ingest(
@@ -230,11 +367,15 @@ def ingest(
 ) -> Path:
     """Write datasets with different gene and protein panels into one TileDB-SOMA store.
 
-    Each file is read, checked and written in turn (100,000 cells at a time), so memory holds
-    one dataset at a time.
-    Writing goes to a temporary folder beside ``uri`` that replaces it at the end (an append
-    copies the store first): an error or interruption leaves the store as it was and nothing
-    partial behind. See :class:`~sctranslator.data.CellStore` for the layout.
+    Each file is read, checked and written in turn, a piece of at most 100,000 cells and
+    about four million stored values at a time, straight from the file on disk: memory holds
+    one piece, whatever the size or the number of the files (bad values raise after a file's
+    last piece, with their counts over the file). Each piece is one TileDB fragment; at the
+    end TileDB-SOMA consolidates the fragments' metadata and commits, so that opening and
+    reading the store do not slow down with the number of pieces. Writing goes to a
+    temporary folder beside ``uri`` that replaces it at the end (an append copies the store
+    first): an error or interruption leaves the store as it was and nothing partial behind.
+    See :class:`~sctranslator.data.CellStore` for the layout.
 
     Parameters
     ----------
@@ -255,6 +396,12 @@ def ingest(
     Returns
     -------
     The store's path.
+
+    Examples
+    --------
+    >>> setup = {"rna_layer": "counts", "protein_layer": "counts"}
+    >>> sct.data.ingest(["lab_a.h5mu", "lab_b.h5mu"], "atlas.soma", setup=setup)
+    >>> sct.data.ingest(["lab_c.h5ad"], "atlas.soma", append=True)
     """
     uri = Path(uri)
     inputs = [Path(p) for p in inputs]
@@ -296,21 +443,16 @@ def ingest(
     try:
         if exists and append:
             shutil.copytree(uri, target)
-        for name, path in zip(names, inputs, strict=True):
-            dataset = read_dataset(path, name, setup)
-            for start in range(0, len(dataset.cells), _WRITE_CELLS):
-                _write(target, dataset.to_anndata(slice(start, start + _WRITE_CELLS)))
-            metadata["datasets"][name] = {
-                "source": dataset.source,
-                "source_size": path.stat().st_size,
-                "source_mtime": path.stat().st_mtime,
-                "setup": dict(setup or {}),
-                "cells": len(dataset.cells),
-                "genes": list(map(str, dataset.genes)),
-                "proteins": list(map(str, dataset.protein_names)),
-            }
-            logger.info("Ingested %s: %d cells from %s.", name, len(dataset.cells), path)
-            del dataset
+        writer = _Writer(target)
+        pieces = _pieces(list(zip(names, inputs, strict=True)), setup, metadata)
+        piece = next(pieces, None)
+        for following in pieces:  # one piece ahead: the last one consolidates
+            writer.write(*piece)
+            piece = following
+        if piece is not None:
+            writer.write(*piece, consolidate=True)
+        elif not target.exists():
+            raise ValueError(f"The input files {[str(p) for p in inputs]} hold no cells.")
         _write_metadata(target, metadata)
         if exists:
             old = work / "old"
@@ -325,30 +467,6 @@ def ingest(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return uri
-
-
-def _write(target: Path, adata: AnnData) -> None:
-    """Create the store at ``target`` from ``adata``, or append ``adata`` to it."""
-    import tiledbsoma.io
-
-    mapping = None
-    if target.exists():
-        mapping = tiledbsoma.io.register_anndatas(
-            str(target),
-            [adata],
-            measurement_name=MEASUREMENT,
-            obs_field_name="obs_id",
-            var_field_name="var_id",
-        )
-        mapping.prepare_experiment(str(target))
-    tiledbsoma.io.from_anndata(
-        str(target),
-        adata,
-        MEASUREMENT,
-        registration_mapping=mapping,
-        X_layer_name="counts",
-        uns_keys=[],
-    )
 
 
 def read_metadata(uri: str | os.PathLike) -> dict:

@@ -5,6 +5,9 @@
   reads. :func:`read_cells` yields row chunks of either, keyed like scvi-tools' fields.
 - Paired cells that are not registered (``calibrate``'s cells) are read by
   :func:`unregistered_proteins` under the setup arguments the model was registered with.
+- A query laid out otherwise than the registered data (counts in ``X``, no batch column, an
+  AnnData for a MuData) is laid out as registered by :func:`registered_layout`, in a new
+  object that shares its matrices.
 - :func:`sample_rows` is the one seeded draw of rows.
 """
 
@@ -20,7 +23,9 @@ from scvi import REGISTRY_KEYS, settings
 from scvi.data import AnnDataManager
 from scvi.dataloaders import AnnDataLoader
 
-from ._store import CellStore
+from sctranslator._mudata import no_pull, shared_var_names
+
+from ._store import PROTEINS_OBSM_KEY, CellStore
 from ._validate import get_matrix, get_modality
 
 CHUNK_SIZE = 8192
@@ -174,3 +179,218 @@ def unregistered_proteins(
     batch_key = setup_args.get("batch_key")
     groups = obs[batch_key].to_numpy() if batch_key in obs else np.zeros(len(obs))
     return _dense(counts), names, groups
+
+
+# ------------------------------------------------------------------ a query laid out as registered
+QUERY_BATCH = "query"
+"""The batch of a query's cells when the query has no batch column of the reference's."""
+
+
+def holds_counts(matrix, n_rows: int = 1000) -> bool:
+    """Whether the first ``n_rows`` of ``matrix`` are whole non-negative numbers (raw counts)."""
+    if matrix is None:
+        return False
+    block = matrix[: min(n_rows, matrix.shape[0])]
+    values = block.data if hasattr(block, "data") and hasattr(block, "nnz") else np.asarray(block)
+    values = np.asarray(values)
+    return bool(np.all(values >= 0) and np.allclose(values, np.round(values)))
+
+
+def _counts(adata: AnnData, layer: str | None, what: str, notes: list[str]):
+    """Return the raw counts of ``adata``: in ``layer`` (``X`` if None), else wherever they are.
+
+    A missing ``layer`` falls back to ``X`` when ``X`` holds counts; ``X`` that does not hold
+    counts falls back to ``layers["counts"]`` when that does. Each fallback is noted.
+    """
+    if layer is not None and layer in adata.layers:
+        return adata.layers[layer]
+    if layer is None:
+        if holds_counts(adata.X) or "counts" not in adata.layers:
+            return adata.X
+        if holds_counts(adata.layers["counts"]):
+            notes.append(f"{what} read from layers['counts'] (X does not hold raw counts)")
+            return adata.layers["counts"]
+        return adata.X
+    if holds_counts(adata.X) or (what == "the proteins" and adata.X is not None):
+        notes.append(f"{what} read from X (there is no layer {layer!r})")
+        return adata.X
+    raise KeyError(
+        f"{what.capitalize()} of the query has no layer {layer!r} (layers: "
+        f"{list(adata.layers)}) and its X does not hold raw counts (whole non-negative "
+        f"numbers): put the raw counts in `.layers[{layer!r}]` or in `.X`."
+    )
+
+
+def _obsm_proteins(adata: AnnData, key: str, names_key: str | None) -> pd.DataFrame:
+    """Return the proteins of an AnnData in ``obsm[key]``, as a DataFrame."""
+    if key not in adata.obsm:
+        raise KeyError(
+            f"The query is an AnnData without proteins in obsm[{key!r}] (obsm keys: "
+            f"{list(adata.obsm)}): put its protein counts there as a DataFrame, or pass a "
+            "MuData with modalities 'rna' and 'prot'."
+        )
+    proteins = adata.obsm[key]
+    if isinstance(proteins, pd.DataFrame):
+        return proteins
+    if names_key is None or names_key not in adata.uns:
+        raise ValueError(
+            f"obsm[{key!r}] is an array without protein names: make it a DataFrame whose "
+            "columns are the protein names."
+        )
+    return pd.DataFrame(
+        _dense(proteins), index=adata.obs_names, columns=list(adata.uns[names_key])
+    )
+
+
+def _shallow(adata: AnnData, counts, layer: str | None) -> AnnData:
+    """Return an AnnData sharing ``adata``'s matrices, ``counts`` in ``layer`` (``X`` if None).
+
+    It has its own obs, var, layers and uns; scvi-tools' keys in ``uns`` are left out, so that
+    the new object registers on its own.
+    """
+    uns = {k: v for k, v in adata.uns.items() if not str(k).startswith("_scvi")}
+    layers = dict(adata.layers)
+    if layer is not None:
+        layers[layer] = counts
+    return AnnData(
+        X=counts if layer is None else adata.X,
+        obs=adata.obs.copy(),
+        var=adata.var.copy(),
+        layers=layers,
+        obsm=dict(adata.obsm),
+        uns=uns,
+    )
+
+
+def registered_layout(
+    data: AnnData | MuData,
+    setup_method_name: str,
+    setup_args: dict,
+    *,
+    new_batch: str = QUERY_BATCH,
+) -> tuple[AnnData | MuData, list[str]]:
+    """Return paired cells laid out as a model's registered data, and what was added.
+
+    A query for a model (its setup method and arguments) may be an AnnData with proteins in
+    ``obsm`` or a MuData with RNA and protein modalities, with counts in ``X`` or in the
+    registered layers, with or without the batch column. When ``data`` is already laid out
+    as registered, it is returned itself. Otherwise a new object is returned that shares
+    ``data``'s matrices (``data`` is not changed): the counts in the registered layers (or
+    ``X``), the proteins where the model reads them and, when the batch column is missing,
+    every cell in one new batch ``new_batch``.
+
+    Parameters
+    ----------
+    data
+        Paired RNA and protein counts.
+    setup_method_name
+        ``"setup_mudata"`` or ``"setup_anndata"``, as in the model's registry.
+    setup_args
+        The arguments the model was set up with.
+    new_batch
+        The batch of the cells when ``data`` has no batch column.
+
+    Returns
+    -------
+    The data laid out as registered, and one line per change (empty when ``data`` is
+    returned as it is).
+
+    Examples
+    --------
+    >>> args = reference.registry_["setup_args"]
+    >>> laid_out, changes = registered_layout(mdata, "setup_mudata", args)
+    """
+    mudata_layout = setup_method_name == "setup_mudata"
+    modalities = setup_args.get("modalities") or {}
+    rna_mod = modalities.get("rna_layer") or "rna"
+    prot_mod = modalities.get("protein_layer") or "prot"
+    batch_mod = modalities.get("batch_key") if mudata_layout else None
+    rna_layer = setup_args.get("rna_layer" if mudata_layout else "layer")
+    prot_layer = setup_args.get("protein_layer") if mudata_layout else None
+    obsm_key = setup_args.get("protein_expression_obsm_key") or PROTEINS_OBSM_KEY
+    batch_key = setup_args.get("batch_key")
+    if data.is_view:
+        data = data.copy()
+    if isinstance(data, MuData):
+        rna = get_modality(data, mod_key=rna_mod, what="the RNA")
+        prot = get_modality(data, mod_key=prot_mod, what="the proteins")
+        obs = data.obs if batch_mod is None else data.mod[batch_mod].obs
+        if not mudata_layout and batch_key not in obs and batch_key in rna.obs:
+            obs = rna.obs
+    else:
+        rna, prot, obs = data, None, data.obs
+    has_batch = batch_key is None or batch_key in obs
+    if has_batch and isinstance(data, MuData) == mudata_layout:
+        located = [(rna_layer, rna)] + ([(prot_layer, prot)] if mudata_layout else [])
+        if all(_in_place(layer, modality) for layer, modality in located) and (
+            mudata_layout or obsm_key in data.obsm
+        ):
+            return data, []
+    notes: list[str] = []
+    if rna.isbacked:
+        rna = rna.to_memory()
+    rna_counts = _counts(rna, rna_layer, "the RNA", notes)
+    if prot is None:
+        proteins = _obsm_proteins(data, obsm_key, setup_args.get("protein_names_uns_key"))
+        proteins = proteins.set_axis(rna.obs_names)
+    else:
+        if not prot.obs_names.equals(rna.obs_names):
+            raise ValueError(
+                f"The modalities {rna_mod!r} and {prot_mod!r} do not hold the same cells in "
+                "the same order; pair them first with `sct.pp.pair_modalities`."
+            )
+        counts = _counts(prot, prot_layer, "the proteins", notes)
+        proteins = pd.DataFrame(_dense(counts), index=prot.obs_names, columns=prot.var_names)
+    proteins = proteins.astype(np.float32)
+    obs = obs.copy()
+    if not has_batch:
+        obs[batch_key] = pd.Categorical([new_batch] * len(obs))
+        notes.append(
+            f"the query's {len(obs)} cells have no obs[{batch_key!r}]: they are one new "
+            f"batch, {new_batch!r} (see obs[{batch_key!r}] of the model's data)"
+        )
+    if mudata_layout:
+        out = _paired_mudata(rna, rna_counts, proteins, prot, setup_args)
+        if batch_mod is not None:
+            out.mod[batch_mod].obs = obs.loc[out.mod[batch_mod].obs_names]
+        elif out.obs_names.equals(obs.index):
+            out.obs = obs
+        if isinstance(data, AnnData):
+            notes.append(f"laid out as a MuData with modalities {rna_mod!r} and {prot_mod!r}")
+        return out, notes
+    out = _shallow(rna, rna_counts, rna_layer)
+    out.obs = obs.loc[out.obs_names]
+    out.obsm[obsm_key] = proteins
+    if isinstance(data, MuData):
+        notes.append(f"laid out as an AnnData with the proteins in obsm[{obsm_key!r}]")
+    return out, notes
+
+
+def _in_place(layer: str | None, adata: AnnData) -> bool:
+    """Whether the counts of ``adata`` are where the model reads them (``layer``, or ``X``)."""
+    if layer is not None:
+        return layer in adata.layers
+    return "counts" not in adata.layers or holds_counts(adata.X)
+
+
+def _paired_mudata(
+    rna: AnnData, rna_counts, proteins: pd.DataFrame, prot: AnnData | None, setup_args: dict
+) -> MuData:
+    """Return a MuData of ``rna`` (``rna_counts`` where registered) and ``proteins``."""
+    modalities = setup_args.get("modalities") or {}
+    prot_layer = setup_args.get("protein_layer")
+    values = proteins.to_numpy()
+    prot_new = AnnData(
+        X=values if prot_layer is None else None,
+        obs=pd.DataFrame(index=proteins.index) if prot is None else prot.obs.copy(),
+        var=pd.DataFrame(index=proteins.columns) if prot is None else prot.var.copy(),
+        layers={} if prot_layer is None else {prot_layer: values},
+    )
+    rna_new = _shallow(rna, rna_counts, setup_args.get("rna_layer"))
+    with no_pull(), shared_var_names((rna_new, prot_new)):
+        return MuData(
+            {
+                modalities.get("rna_layer") or "rna": rna_new,
+                modalities.get("protein_layer") or "prot": prot_new,
+            }
+        )

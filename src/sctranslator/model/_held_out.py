@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -19,11 +20,18 @@ from mudata import MuData
 from scvi import REGISTRY_KEYS, settings
 
 from sctranslator.components import IntervalCalibration, measured_in_batches
+from sctranslator.components._calibration import log_profile
 from sctranslator.data import read_all_cells, sample_rows, unregistered_proteins
 from sctranslator.metrics import per_protein_pearson
 
 from ._model_utils import registered_positions
-from ._prediction import latents_and_predictions, predicted_blocks, protein_scale
+from ._prediction import (
+    encode,
+    latents_and_predictions,
+    paired_query,
+    predicted_blocks,
+    protein_scale,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +41,14 @@ MAX_ANCHORS = 2048
 """Training cells whose latents anchor the read-out and novelty."""
 MAX_MAPPING_VALIDATION = 2048
 """Validation cells that choose the reference-mapping read-out."""
+MAX_PROFILE_GENES = 1024
+"""Most genes of the anchors' expression profiles (novelty)."""
 MIN_CALIBRATION_CELLS = 10
 """Fewest held-out cells (with a measured protein) that calibrate intervals."""
-NOVEL_FRACTION = 0.25
-"""Warn when more than this fraction of cells is more novel than 99 % of calibration cells."""
+NOVEL_QUANTILE = 0.9
+NOVEL_FRACTION = 0.5
+"""Warn when more than this fraction of cells is more novel than :data:`NOVEL_QUANTILE` of
+the calibration cells (``1 - NOVEL_QUANTILE`` of them would be, for cells like them)."""
 
 
 def _cells(model, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,20 +70,58 @@ def measured_proteins(model, rows: np.ndarray) -> np.ndarray:
     return model.panel_statistics.normalized(*_cells(model, rows)).cpu().numpy()
 
 
-def training_anchors(model) -> tuple[np.ndarray, torch.Tensor]:
-    """Rows and latent representations of (at most :data:`MAX_ANCHORS`) training cells."""
+class Anchors(NamedTuple):
+    """Training cells that novelty is measured from: rows, latents and expression profiles."""
+
+    rows: np.ndarray | None
+    latents: torch.Tensor
+    profiles: torch.Tensor | None
+    genes: torch.Tensor | None
+
+
+@torch.no_grad()  # not inference mode: the mapping's anchors take part in gradients later
+def training_anchors(model) -> Anchors:
+    """Rows, latents and expression profiles of (at most :data:`MAX_ANCHORS`) training cells.
+
+    The profiles are on the genes the model reads, at most :data:`MAX_PROFILE_GENES` of them
+    (the most variable among these cells).
+    """
     rows = sample_rows(model.train_indices, MAX_ANCHORS)
-    latents = model.get_latent_representation(indices=rows)
-    return rows, torch.as_tensor(latents, device=model.device)
+    query = model._query(None, rows)
+    latents = torch.cat([encoded["z"] for encoded in encode(model.module, query, None)])
+    gene_ids = torch.as_tensor(query.gene_ids)
+    genes = _profile_genes(query, gene_ids)
+    profiles = torch.cat([log_profile(x, gene_ids, genes)[0] for x in query.batches(None)[1]])
+    return Anchors(rows, latents.to(model.device), profiles, genes)
+
+
+def _profile_genes(query, gene_ids: torch.Tensor) -> torch.Tensor:
+    """Return at most :data:`MAX_PROFILE_GENES` of ``query``'s genes, the most variable."""
+    if len(gene_ids) <= MAX_PROFILE_GENES:
+        return gene_ids
+    total = square = 0
+    for x in query.batches(None)[1]:
+        x = x.nan_to_num().float()
+        values = torch.log1p(x / x.sum(1, keepdim=True).clamp_min(1) * 1e4)
+        total, square = total + values.sum(0), square + values.square().sum(0)
+    n = len(query.rows)
+    variance = square / n - (total / n).square()
+    return gene_ids[variance.topk(MAX_PROFILE_GENES).indices.sort().values]
+
+
+def cell_novelty(calibration: IntervalCalibration, encoded: dict) -> torch.Tensor:
+    """Novelty of a batch of :func:`encode`'s cells; ``inf`` where the model read nothing."""
+    novelty = calibration.novelty(encoded["z"], encoded["counts"], encoded["gene_ids"])
+    return novelty.masked_fill(encoded["coverage"] <= 0, torch.inf)
 
 
 def after_training(model, *, reference_mapping: bool) -> None:
     """Fit the read-out and calibration and score reliability on the validation cells."""
     validation = model.validation_indices
     held_out = validation is not None and len(validation) > 0
-    rows, anchors = training_anchors(model) if held_out else (None, None)  # encoded once
+    anchors = training_anchors(model) if held_out else None  # encoded once
     if reference_mapping and held_out and len(validation) >= 3:
-        fit_reference_mapping(model, rows, anchors)
+        fit_reference_mapping(model, anchors.rows, anchors.latents)
     calibrate_on_validation_cells(model, anchors)
     score_validation_cells(model)
 
@@ -98,7 +148,7 @@ def fit_reference_mapping(model, rows: np.ndarray, latents: torch.Tensor) -> Non
 
 
 @torch.no_grad()  # not inference mode: the buffers set here are restored in place
-def calibrate_on_validation_cells(model, anchors: torch.Tensor | None) -> None:
+def calibrate_on_validation_cells(model, anchors: Anchors | None) -> None:
     """Calibrate on the validation cells, or clear the calibration without them."""
     model.calibration.clear()
     if anchors is None:
@@ -129,24 +179,43 @@ def score_validation_cells(model) -> None:
 
 
 @torch.no_grad()
-def _fit_calibration(model, query, measured: torch.Tensor, anchors: torch.Tensor) -> None:
-    z, predicted = latents_and_predictions(model.module, model.reference_mapping, query)
+def _fit_calibration(model, query, measured: torch.Tensor, anchors: Anchors) -> None:
+    """Fit a new calibration on ``query``'s cells and their ``measured`` proteins.
+
+    The model's calibration is replaced only once the new one is fitted. Cells whose
+    counts are all in genes the model does not read are left out.
+    """
+    calibration = IntervalCalibration(model.calibration.n_neighbors)
+    calibration.set_anchors(anchors.latents, anchors.profiles, anchors.genes)
+    distance, predicted, read = [], [], []
+    for encoded, values in predicted_blocks(
+        model.module, model.reference_mapping, query, model.module.protein_ids.cpu().numpy()
+    ):
+        distance.append(calibration.distance(encoded["z"], encoded["counts"], encoded["gene_ids"]))
+        predicted.append(values)
+        read.append(encoded["coverage"] > 0)
+    read = torch.cat(read).to(measured.device)
     generator = torch.Generator().manual_seed(settings.seed or 0)  # seed may be unset
-    model.calibration.fit(z, predicted, measured, anchors, generator)
+    distance, predicted = torch.cat(distance)[read], torch.cat(predicted)[read]
+    calibration.fit(distance, predicted, measured[read], generator)
+    for name in IntervalCalibration.STATE:
+        setattr(model.calibration, name, getattr(calibration, name))
 
 
 def calibrate_on(model, adata: AnnData | MuData) -> None:
     """Refit the calibration on paired cells ``adata`` that the model did not train on."""
     has_data = model.adata is not None or model._store is not None
+    stored = model.calibration
     if has_data and model.train_indices is not None:
-        anchors = training_anchors(model)[1]
-    elif model.calibration.anchors is not None:
-        anchors = model.calibration.anchors
+        anchors = training_anchors(model)
+    elif stored.anchors is not None:
+        anchors = Anchors(None, stored.anchors, stored.profiles, stored.profile_genes)
     else:
         raise ValueError(
             "calibrate needs the training cells to measure novelty: load the model with "
             "its training data, `SCTRANSLATOR.load(path, adata=training_data)`."
         )
+    adata = paired_query(model, adata)
     _warn_if_training_cells(model, adata)
     measured = _paired_standardized(model, adata)
     rows = np.flatnonzero(~measured.isnan().all(1).cpu().numpy())
@@ -221,25 +290,29 @@ def intervals(
         batch_size=batch_size,
         progress_bar=None,
     ):
-        cell = calibration.novelty(encoded["z"]).cpu().numpy()
+        cell = cell_novelty(calibration, encoded)
         values.append(predicted.cpu().numpy() * std + mean)
-        halves.append(cell[:, None] * width)
-        novelty.append(cell)
+        halves.append(calibration.difficulty(cell).cpu().numpy()[:, None] * width)
+        novelty.append(cell.cpu().numpy())
     _warn_if_novel(calibration, np.concatenate(novelty))
     value, half = np.concatenate(values), np.concatenate(halves)
     return [value, value - half, value + half]
 
 
 def _warn_if_novel(calibration: IntervalCalibration, novelty: np.ndarray) -> None:
-    threshold = float(np.quantile(calibration.novelty_reference.cpu().numpy(), 0.99))
+    reference = calibration.novelty_reference.cpu().numpy()
+    threshold = float(np.quantile(reference, NOVEL_QUANTILE))
     fraction = float((novelty > threshold).mean())
     if fraction > NOVEL_FRACTION:
         warnings.warn(
             f"{fraction:.0%} of the {len(novelty)} cells are farther from the training "
-            f"cells than 99% of the calibration cells (novelty > {threshold:.2f}): their "
-            "intervals are widened, but coverage is guaranteed only for cells like the "
-            "calibration cells. See `model.get_novelty`, or calibrate on paired cells like "
-            "these with `model.calibrate`.",
+            f"cells than {NOVEL_QUANTILE:.0%} of the calibration cells (novelty > "
+            f"{threshold:.2f}; about {1 - NOVEL_QUANTILE:.0%} would be, for cells like the "
+            "training cells): they are probably of a tissue, assay or condition the model "
+            "never saw. Their intervals are widened in proportion to novelty, but coverage "
+            "is guaranteed only for cells like the calibration cells. See "
+            "`model.get_novelty`, or calibrate on paired cells like these with "
+            "`model.calibrate`.",
             UserWarning,
             stacklevel=settings.warnings_stacklevel,
         )

@@ -39,11 +39,18 @@ class IntervalMixin:
     ) -> tuple[pd.DataFrame, ...]:
         """Predict proteins with intervals that cover ``level`` of measured values.
 
-        Adaptive split-conformal intervals from the :attr:`calibration` (the validation cells
+        Adaptive cross-conformal intervals from the :attr:`calibration` (the validation cells
         of :meth:`train`, or the cells given to :meth:`calibrate`): on the standardised
-        scale, protein ``p`` of cell ``c`` is predicted ± ``q * scale[p] * novelty[c]``.
-        Coverage holds on average for cells exchangeable with the calibration cells; a
-        warning says when more than a quarter of the cells are more novel than 99 % of them.
+        scale, protein ``p`` of cell ``c`` is predicted ± ``q * scale[p] * d[c]``, where
+        ``d`` grows with the cell's novelty (:meth:`get_novelty`) as the calibration cells'
+        errors do (novelty to a fitted power, about 0.2 on PBMC batches) and in proportion
+        to novelty beyond the calibration cells' 90th percentile
+        (:meth:`~sctranslator.components.IntervalCalibration.difficulty`). Coverage holds on
+        average for cells exchangeable with the
+        calibration cells; for cells of another tissue or assay it cannot be guaranteed, and
+        a warning says when more than half of the cells are more novel than 90 % of the
+        calibration cells. A cell with no counts in the genes the model reads gets the
+        interval ``(-inf, inf)``.
 
         Parameters
         ----------
@@ -93,9 +100,17 @@ class IntervalMixin:
     ) -> pd.Series:
         """How far each cell is from the training cells, relative to held-out cells.
 
-        The mean distance of the cell's latent representation to its 10 nearest training
-        cells over the median of that distance among the calibration cells: 1 is a typical
-        held-out cell. Intervals widen in proportion (:meth:`predict_protein_interval`).
+        The cell's distance to the training cells over the median of that distance among
+        the calibration cells: 1 is a typical held-out cell. The distance is the mean
+        distance of the cell's latent representation to its 10 nearest training cells
+        times the mean distance of its expression profile (unit vectors of ``log1p`` counts
+        per 10,000 on the genes the model reads) to its 10 nearest training cells': the
+        latent keeps what predicts proteins, the profile what the network discarded, so a
+        cell of a tissue the model never saw stands out even when it encodes near a blood
+        cell (``benchmarks/novelty.py``). A cell with counts, but none in the genes the
+        model reads, has novelty ``inf`` (with a warning). Models calibrated before the
+        profiles were stored use the latent distance alone. Intervals widen with novelty
+        (:meth:`predict_protein_interval`).
 
         Parameters
         ----------
@@ -115,7 +130,7 @@ class IntervalMixin:
         calibration = _held_out.fitted_calibration(self.calibration)
         query = self._query(adata, indices)
         novelty = [
-            calibration.novelty(encoded["z"]).cpu().numpy()
+            _held_out.cell_novelty(calibration, encoded).cpu().numpy()
             for encoded in encode(self.module, query, batch_size)
         ]
         return pd.Series(np.concatenate(novelty), index=pd.Index(query.obs_names), name="novelty")
@@ -124,15 +139,17 @@ class IntervalMixin:
         """Calibrate the prediction intervals on paired cells the model did not train on.
 
         Replaces the :attr:`calibration` of :meth:`train`, e.g. after
-        ``train(train_size=1.0)`` or to calibrate on cells like the query. The cells are laid
-        out as the training data (modalities, layers or ``obsm`` key); a protein zero in
+        ``train(train_size=1.0)`` or to calibrate on cells like the query. The cells may be an
+        AnnData (proteins in ``obsm``) or a MuData (RNA and protein modalities), with counts
+        in ``X`` or in the layers the model was set up with, with or without its batch
+        column (without it, they are one batch); ``adata`` is not changed. A protein zero in
         every cell of a batch counts as unmeasured there, as in training. The novelty anchors
         are the registered training cells, or the stored ones of a model loaded without data.
 
         Parameters
         ----------
         adata
-            Paired RNA and protein data, at least 10 cells with measured proteins.
+            Paired RNA and protein counts, at least 10 cells with measured proteins.
 
         Raises
         ------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,12 +21,17 @@ from sctranslator.data import (
     check_unique,
     check_values,
     get_matrix,
+    holds_counts,
+    iter_row_chunks,
+    registered_layout,
     report_unknown,
     rna_loader,
 )
 from sctranslator.module import TranslatorModule
 
 from ._model_utils import registered_positions
+
+logger = logging.getLogger(__name__)
 
 # Proteins read out per pass, so that memory is bounded for any number of proteins.
 PROTEIN_CHUNK = 512
@@ -41,6 +47,7 @@ class Query:
     rows: np.ndarray
     gene_ids: np.ndarray
     columns: np.ndarray
+    coverage: np.ndarray | None = None
 
     @property
     def obs_names(self) -> np.ndarray:
@@ -60,14 +67,22 @@ class Query:
         return len(loader), (tensors[REGISTRY_KEYS.X_KEY][:, columns] for tensors in loader)
 
 
-def holds_counts(matrix, n_rows: int = 1000) -> bool:
-    """Whether the first ``n_rows`` of ``matrix`` are whole non-negative numbers (raw counts)."""
-    if matrix is None:
-        return False
-    block = matrix[: min(n_rows, matrix.shape[0])]
-    values = block.data if hasattr(block, "data") and hasattr(block, "nnz") else np.asarray(block)
-    values = np.asarray(values)
-    return bool(np.all(values >= 0) and np.allclose(values, np.round(values)))
+def paired_query(model, adata):
+    """Return paired cells ``adata`` laid out as ``model``'s registered data, logging changes.
+
+    ``adata`` itself when it is laid out so; otherwise a new object sharing its matrices
+    (:func:`sctranslator.data.registered_layout`), and an INFO log line per change (e.g. the
+    name of the one new batch of a query without the batch column).
+    """
+    registry = model.registry_
+    laid_out, changes = registered_layout(
+        adata, registry["setup_method_name"], registry["setup_args"]
+    )
+    for change in changes:
+        logger.info(
+            "Query laid out as %s's data (yours is unchanged): %s.", type(model).__name__, change
+        )
+    return laid_out
 
 
 def rna_query(
@@ -92,15 +107,51 @@ def rna_query(
         )
     rows = np.arange(rna.n_obs) if indices is None else np.asarray(indices)
     obs_names = np.asarray(rna.obs_names)
+    selected = matrix if indices is None else matrix[rows]
     check_values(
-        matrix if indices is None else matrix[rows],
+        selected,
         what="the RNA counts",
         obs_names=obs_names[rows],
         allow_nan=allows_missing_genes(rna),
-        require_nonempty=True,
         columns=known,
     )
-    return Query(matrix, obs_names, var_names, rows, gene_ids[known], known)
+    coverage = read_coverage(selected, known, obs_names[rows])
+    return Query(matrix, obs_names, var_names, rows, gene_ids[known], known, coverage)
+
+
+def read_coverage(matrix, known: np.ndarray, obs_names: np.ndarray) -> np.ndarray:
+    """Fraction of each cell's counts in the ``known`` genes (the genes the model reads).
+
+    Raises on cells without counts; warns, naming the consequences, on cells whose counts are
+    all in genes the model does not read (coverage 0).
+    """
+    in_known, total = [], []
+    for _, block in iter_row_chunks(matrix):
+        block = np.nan_to_num(block)
+        in_known.append(block[:, known].sum(1))
+        total.append(block.sum(1))
+    in_known = np.concatenate(in_known) if in_known else np.zeros(0)
+    total = np.concatenate(total) if total else np.zeros(0)
+    empty = total <= 0
+    if empty.any():
+        raise ValueError(
+            f"{int(empty.sum())} cells have no counts in the RNA counts, e.g. "
+            f"{', '.join(map(str, obs_names[empty][:5]))}. Filter them out first (e.g. "
+            "`sc.pp.filter_cells(adata, min_counts=1)`)."
+        )
+    coverage = in_known / total
+    outside = coverage <= 0
+    if outside.any():
+        warnings.warn(
+            f"{int(outside.sum())} cells have no counts in the {len(known)} genes this model "
+            f"reads (e.g. {', '.join(map(str, obs_names[outside][:3]))}): nothing of theirs "
+            "is read, so their predictions are each protein's training mean, their novelty "
+            "is inf and their intervals unbounded. They are probably of a tissue or assay "
+            "the model never saw.",
+            UserWarning,
+            stacklevel=settings.warnings_stacklevel,
+        )
+    return coverage.astype(np.float32)
 
 
 def encode(
@@ -110,13 +161,26 @@ def encode(
     progress_bar: bool | None = False,
     description: str = "Encoding",
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """Yield the encoder outputs (``context``, ``z``...) of each batch of ``query``'s cells."""
+    """Yield the encoder outputs (``context``, ``z``...) of each batch of ``query``'s cells.
+
+    Each also holds ``coverage``, the fraction of each cell's counts in the genes the model
+    reads (1 for a store's cells), and the ``counts`` read and their ``gene_ids``.
+    """
     n_batches, batches = query.batches(batch_size)
     show = n_batches > 10 if progress_bar is None else progress_bar
     module.eval()
     gene_ids = torch.as_tensor(query.gene_ids, device=module.device)
+    coverage = getattr(query, "coverage", None)
+    start = 0
     for x in tqdm(batches, total=n_batches, desc=description, disable=not show):
-        yield module.inference(x, gene_ids=gene_ids)
+        encoded = module.inference(x, gene_ids=gene_ids)
+        if coverage is None:  # a store's cells: every gene is read
+            cells = torch.ones(len(x), device=module.device)
+        else:
+            cells = torch.as_tensor(coverage[start : start + len(x)], device=module.device)
+        encoded.update(coverage=cells, counts=x, gene_ids=gene_ids)
+        start += len(x)
+        yield encoded
 
 
 def read_out(
@@ -150,7 +214,9 @@ def predicted_blocks(
     for encoded in encode(module, query, batch_size, progress_bar, "Predicting"):
         context = encoded["context"]
         index = None if batch_index is None else batch_index.expand(len(context))
-        yield encoded, read_out(module, mapping, context, protein_ids, index)
+        predicted = read_out(module, mapping, context, protein_ids, index)
+        unread = encoded["coverage"] <= 0  # nothing read: each protein's training mean
+        yield encoded, torch.where(unread[:, None], torch.zeros_like(predicted), predicted)
 
 
 def latents_and_predictions(

@@ -67,7 +67,15 @@ class ReferenceMixin:
     ) -> Self:
         """Build a new, untrained model for ``adata`` from a pre-trained ``reference``.
 
-        Unlike scvi-tools' ``load_query_data``, the query may have other genes and proteins.
+        Unlike scvi-tools' ``load_query_data``, the query may have other genes and proteins,
+        and need not be laid out as the reference's data: an AnnData (proteins in ``obsm``) or
+        a MuData (RNA and protein modalities), with raw counts in ``X`` or in the reference's
+        layers, with or without the reference's batch column. A query not laid out so is not
+        changed: the model holds a new object that shares its matrices, with the counts where
+        the reference reads them and, without the batch column, every cell in one new batch
+        ``"query"`` (``model.adata.obs["batch"]``); each change is logged (logger
+        ``sctranslator``, INFO). A query laid out as the reference's is registered itself,
+        as by ``setup_mudata``.
         New proteins join the vocabulary, starting from the mean embedding of their coding
         genes (:func:`sctranslator.data.protein_aliases`) or a random vector. Genes the
         reference never learnt are not read unless ``add_new_genes``, so they cannot push
@@ -78,8 +86,8 @@ class ReferenceMixin:
         Parameters
         ----------
         adata
-            Paired RNA and protein data, set up with the reference's setup arguments if it
-            is not set up yet.
+            Paired RNA and protein counts (see above); set up with the reference's setup
+            arguments if it is not set up yet.
         reference
             A trained model or the folder of a saved one.
         freeze
@@ -134,7 +142,9 @@ class ReferenceMixin:
         Parameters
         ----------
         adata
-            Paired RNA and protein data, e.g. 20 labelled cells; it may measure new proteins.
+            Paired RNA and protein counts, e.g. 20 labelled cells, laid out as for
+            :meth:`load_query_data` (counts in ``X`` or layers, with or without a batch
+            column; not changed); it may measure new proteins.
         freeze
             As in :meth:`load_query_data`.
         max_epochs
@@ -152,6 +162,7 @@ class ReferenceMixin:
 
         Examples
         --------
+        >>> twenty_cells = mudata.MuData({"rna": rna_counts, "prot": protein_counts})
         >>> model = sct.SCTRANSLATOR.load_pretrained("pbmc").fine_tune(twenty_cells)
         >>> model.fine_tuning_["interpolation"]
         """

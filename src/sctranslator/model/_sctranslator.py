@@ -269,6 +269,9 @@ class SCTRANSLATOR(
         turns early stopping off under DDP); ``precision="bf16-mixed"`` in bfloat16. Data may
         be an AnnData opened backed, or a :class:`~sctranslator.data.CellStore`, read from
         disk (``ckpt_path`` with a Lightning ``ModelCheckpoint`` resumes a store training).
+        Lightning's banners ("GPU available", "💡 Tip", "`Trainer.fit` stopped") are hidden,
+        the progress bar is not (``enable_progress_bar``); ``scvi.settings.verbosity =
+        logging.DEBUG`` shows them.
 
         Parameters
         ----------
@@ -295,7 +298,8 @@ class SCTRANSLATOR(
         plan_kwargs
             Passed to :class:`~sctranslator.train.TranslatorTrainingPlan`: ``lr``,
             ``weight_decay``, ``protein_rank`` (32), ``target_smoothing`` (0.5),
-            ``smoothing_neighbors`` (15)...
+            ``smoothing_neighbors`` (15), ``masked_genes`` (0: the self-supervised objective
+            on RNA, which lets RNA-only cells train the encoder)...
         datasplitter_kwargs
             Passed to :class:`~scvi.dataloaders.DataSplitter`, or for a cell store to
             :class:`~sctranslator.data.StoreDataModule` (``chunk_size``, ``block_size``).
@@ -361,9 +365,12 @@ class SCTRANSLATOR(
         """Predict protein abundances from RNA alone.
 
         The query's genes may be a subset of the training genes or in another order; genes
-        the vocabulary does not know are reported and ignored. Memory is bounded for any
-        number of cells when the RNA is read from disk (``anndata.read_h5ad(path,
-        backed="r")``) and the predictions are streamed to ``output``.
+        the vocabulary does not know are reported and ignored. A cell with counts, but none
+        in the genes the model reads, is predicted as each protein's training mean, with a
+        warning (its novelty is ``inf``); a cell without counts is refused. Memory is
+        bounded for any number of cells when the RNA is read from disk
+        (``anndata.read_h5ad(path, backed="r")``) and the predictions are streamed to
+        ``output``.
 
         Parameters
         ----------

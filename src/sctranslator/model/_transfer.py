@@ -21,6 +21,7 @@ from sctranslator.data import (
 )
 
 from ._fine_tune import choose_interpolation, interpolate_parameters, starting_parameters
+from ._prediction import paired_query
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ def query_model(
 ):
     """Build a model of ``cls`` for ``adata`` that starts from ``reference``'s weights."""
     args = reference.registry_["setup_args"]
+    if setup_manager(cls, adata) is None:  # not set up yet: laid out as the reference's
+        adata = paired_query(reference, adata)
     rna = rna_modality(adata, args)
     genes = reference.vocabulary.lookup_genes(rna.var_names)
     if not (genes != UNKNOWN).any():
@@ -114,6 +117,8 @@ def fine_tune(
         raise ValueError(f"interpolation must be 'cv' or in [0, 1], not {interpolation!r}.")
     train_kwargs = {"enable_progress_bar": False, **train_kwargs}
     cls = type(reference)
+    if setup_manager(cls, adata) is None:  # laid out once, for every fold
+        adata = paired_query(reference, adata)
 
     def fit(rows: np.ndarray | None):
         model = cls.load_query_data(adata, reference, freeze=freeze)
