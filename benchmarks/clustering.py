@@ -218,6 +218,16 @@ def report(out: Path, command: str) -> str:
                         "ARI - RNA alone": f"{values['mean']:+.3f} ± {values['std']:.3f}",
                     }
                 )
+    report_ari = per_seed[per_seed["batch"] != TUNING].groupby(["features", "method"])["ari"]
+    report_ari = report_ari.mean()
+    alone = report_ari.loc[("RNA alone", "-")]
+    predicted = report_ari.loc["RNA + predicted protein"]
+    helps = [method for method, ari in predicted.items() if ari > alone]
+    verdict = (
+        f"Predicted proteins help on the report batch with {', '.join(helps)}."
+        if helps
+        else "Predicted proteins do not help on the report batch, with either method."
+    )
     lines = [
         "# Clustering with proteins: concatenated PCs against WNN",
         "",
@@ -245,6 +255,9 @@ def report(out: Path, command: str) -> str:
         f"{tuning.get('concat', float('nan')):.3f}, wnn {tuning.get('wnn', float('nan')):.3f}; "
         f"chosen default: `{chosen}`. `sct.tl.cluster`'s default method: `{default}`"
         + (" (the same)." if chosen == default else " (differs from the chosen one)."),
+        "",
+        f"Report split, RNA + predicted protein: mean ARI concat {predicted['concat']:.3f}, "
+        f"wnn {predicted['wnn']:.3f}, against {alone:.3f} for RNA alone. {verdict}",
         "",
     ]
     text = "\n".join(lines)
