@@ -168,3 +168,43 @@ def test_a_batch_modality_the_file_lacks_is_named(tmp_path):
     setup["modalities"]["batch_key"] = "rna"
     store = CellStore(ingest([tmp_path / "lab.h5mu"], tmp_path / "s.soma", setup=setup))
     assert sorted(store.batches) == ["lab:a", "lab:b"]
+
+
+def test_a_store_written_by_tiledbsoma_io_takes_appends(tmp_path):
+    """Stores written before (``tiledbsoma.io.from_anndata``, one registration per piece)
+    take new datasets: their cells and features keep their ids, new features get new ones."""
+    import json
+
+    import tiledbsoma.io
+
+    first, second = cells(60, seed=1), cells(40, n_genes=320, seed=2)
+    features = [f"gene:{g}" for g in first.var_names]
+    features += [f"protein:{p}" for p in first.obsm["protein"].columns]
+    names = [*first.var_names, *first.obsm["protein"].columns]
+    kinds = ["Gene Expression"] * first.n_vars + ["Antibody Capture"] * 6
+    old = ad.AnnData(
+        X=sp.hstack([first.X, sp.csr_matrix(first.obsm["protein"].to_numpy())], format="csr"),
+        obs=pd.DataFrame(
+            {"dataset": "old", "batch": "old", "cell": first.obs_names.to_numpy()},
+            index=[f"old:{c}" for c in first.obs_names],
+        ),
+        var=pd.DataFrame({"feature_name": names, "feature_type": kinds}, index=features),
+    )
+    uri = tmp_path / "old.soma"
+    tiledbsoma.io.from_anndata(str(uri), old, "features", X_layer_name="counts", uns_keys=[])
+    panel = {"genes": list(first.var_names), "proteins": list(first.obsm["protein"].columns)}
+    metadata = {"format": 1, "datasets": {"old": {"cells": 60, **panel}}}
+    with tiledbsoma.Experiment.open(str(uri), "w") as experiment:
+        experiment.metadata["sctranslator"] = json.dumps(metadata)
+
+    second.write_h5ad(tmp_path / "new.h5ad")
+    ingest([tmp_path / "new.h5ad"], uri, setup=SETUP, append=True)
+    store = CellStore(uri)
+    assert store.datasets == ["old", "new"] and store.n_obs == 100
+    assert len(store.genes) == 320  # 20 new genes
+    rna, proteins, _ = read_back(uri, first)  # the first dataset's cells, unchanged
+    np.testing.assert_array_equal(rna, first.X.toarray())
+    np.testing.assert_array_equal(proteins, first.obsm["protein"].to_numpy())
+    values = store.read(np.arange(60, 100)).dense()
+    genes = pd.Index(store.genes).get_indexer(second.var_names)
+    np.testing.assert_array_equal(values["X"][:, genes], second.X.toarray())
