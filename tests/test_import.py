@@ -88,7 +88,7 @@ def test_the_mudata_objects_sctranslator_builds_are_not_pulled(pbmc):
         joined = sct.pp.concat_panels({"a": paired[:20], "b": cells[:20]})
         synthetic = sct.datasets.synthetic_cite(n_cells=60, n_genes=40, n_proteins=5)
         clustered = sct.tl.cluster(
-            cells, protein="prot", protein_layer="counts", method="gauss", copy=True
+            cells, protein="prot", protein_layer="counts", connectivities="gauss", copy=True
         )
     for mdata in (mosaic, paired, joined, synthetic, clustered):
         assert not any(":" in column for column in mdata.obs.columns), list(mdata.obs.columns)

@@ -149,11 +149,9 @@ def test_cluster_methods_and_connectivities_name_their_options(query):
     with pytest.raises(ValueError, match=r"`weights` applies to method='concat'"):
         sct.tl.cluster(query, method="wnn", weights=(1.0, 2.0), copy=True)
     assert "sct_leiden" not in query.obs
-    # the former meaning of `method` (the connectivities) still works, and says how to migrate
-    with pytest.warns(FutureWarning, match=r'method="concat", connectivities=\'gauss\''):
-        before = sct.tl.cluster(query, method="gauss", copy=True)
+    with pytest.raises(ValueError, match=r"connectivities='gauss' sets scanpy's graph"):
+        sct.tl.cluster(query, method="gauss", copy=True)
     now = sct.tl.cluster(query, method="concat", connectivities="gauss", copy=True)
-    assert (before.obs["sct_leiden"] == now.obs["sct_leiden"]).all()
     assert now.uns["sct_leiden"]["params"]["method"] == "concat"
     # one modality: both methods build scanpy's graph of its embedding
     alone = sct.tl.cluster(query, protein=None, method="wnn", connectivities="gauss", copy=True)

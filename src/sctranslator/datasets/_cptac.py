@@ -67,7 +67,7 @@ def cptac_ucec_bulk(
     --------
     >>> pbmc = sct.datasets.pbmc_cite_mini()
     >>> bulk = sct.datasets.cptac_ucec_bulk(
-    ...     "shared/data/cptac_ucec_bulk", genes=pbmc["rna"].var_names
+    ...     "cptac_wheel/cptac/endometrial/data", genes=pbmc["rna"].var_names
     ... )
     """
     folder = Path(path)

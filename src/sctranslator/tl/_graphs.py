@@ -19,23 +19,13 @@ CONNECTIVITIES = ("umap", "gauss")
 
 
 def check_method(method: str, connectivities: str, weights, n_blocks: int) -> tuple[str, str]:
-    """Return ``(method, connectivities)`` after checking them; raise naming the options.
-
-    ``method="umap"``/``"gauss"`` (the connectivities, before ``method`` chose the graph)
-    still work, with a :class:`FutureWarning` naming the new argument.
-    """
-    if method in CONNECTIVITIES:
-        warnings.warn(
-            f"sct.tl.cluster(method={method!r}) now reads connectivities={method!r}; `method` "
-            f"chooses how the modalities are joined ({', '.join(map(repr, METHODS))}). Pass "
-            f'method="concat", connectivities={method!r} to keep this graph.',
-            FutureWarning,
-            stacklevel=3,
-        )
-        method, connectivities = "concat", method
+    """Return ``(method, connectivities)`` after checking them; raise naming the options."""
     if method not in METHODS:
+        hint = (
+            f" (connectivities={method!r} sets scanpy's graph)" if method in CONNECTIVITIES else ""
+        )
         raise ValueError(
-            f"Unknown method {method!r}; choose one of {', '.join(map(repr, METHODS))}."
+            f"Unknown method {method!r}; choose one of {', '.join(map(repr, METHODS))}{hint}."
         )
     if connectivities not in CONNECTIVITIES:
         raise ValueError(
